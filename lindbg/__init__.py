@@ -1,0 +1,67 @@
+"""lindbg: dbgeng's session and remote-debugging model for Linux processes.
+
+Everything a user needs is importable from here (DESIGN.md section 7).
+"""
+
+from lindbg import constants as _constants
+from lindbg.constants import (
+    CDS,
+    CES,
+    CSS,
+    EndFlags,
+    EventMask,
+    Notify,
+    OutputMask,
+    ProcessOptions,
+    SessionStatus,
+    Status,
+)
+from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
+from lindbg.engine.client import DebugClient
+from lindbg.engine.handles import Breakpoint, ExceptionInfo, LastEvent, Process, Thread
+from lindbg.errors import (
+    EngineUnusableError,
+    InvalidOperationError,
+    LindbgError,
+    MemoryAccessError,
+    NoDebuggeeError,
+    TargetAccessError,
+    TimeoutExpiredError,
+)
+
+
+def debug_connect(options: str) -> DebugClient:
+    """Connect to a debugging server (DESIGN section 4): comes with the servers' issue."""
+    raise InvalidOperationError(f"debugging servers are not available yet (cannot connect to '{options}')")
+
+
+globals().update(_constants.dbgeng_names())
+
+__all__ = [
+    "CDS",
+    "CES",
+    "CSS",
+    "Breakpoint",
+    "DebugClient",
+    "EndFlags",
+    "EngineUnusableError",
+    "EventCallbacks",
+    "EventMask",
+    "ExceptionInfo",
+    "InvalidOperationError",
+    "LastEvent",
+    "LindbgError",
+    "MemoryAccessError",
+    "NoDebuggeeError",
+    "Notify",
+    "OutputCallbacks",
+    "OutputMask",
+    "Process",
+    "ProcessOptions",
+    "SessionStatus",
+    "Status",
+    "TargetAccessError",
+    "Thread",
+    "TimeoutExpiredError",
+    "debug_connect",
+]

@@ -1,0 +1,1 @@
+"""Architecture descriptions (register layouts, breakpoint instructions)."""

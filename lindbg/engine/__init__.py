@@ -1,0 +1,1 @@
+"""The engine: sessions, clients, callbacks, breakpoints and the event loop."""

@@ -1,0 +1,256 @@
+"""``DebugClient``: the object users hold (dbgeng's IDebugClient family).
+
+A client belongs to the thread that created it: its callbacks run there,
+inside that thread's ``wait_for_event`` or ``dispatch_callbacks``. Calls made
+from other threads are carried to the engine thread through its inbox.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from lindbg.constants import EndFlags, Status
+from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
+from lindbg.engine.engine import Engine
+from lindbg.engine.extensions import Extension
+from lindbg.engine.handles import Breakpoint, LastEvent, Process, Thread
+from lindbg.errors import InvalidOperationError, NoDebuggeeError
+
+_StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
+
+
+def _fd(spec: _StdioSpec) -> int | None:
+    if spec is None:
+        return None
+    if isinstance(spec, int):
+        return spec
+    return int(spec.fileno())
+
+
+class DebugClient:
+    """A client of an engine. ``DebugClient()`` creates a new engine.
+
+    Args:
+        engine: internal; use ``create_client()`` to add a client to an engine.
+    """
+
+    def __init__(self, _engine: Engine | None = None) -> None:
+        self._engine = _engine if _engine is not None else Engine()
+        self.owner = threading.get_ident()
+        self.event_callbacks: EventCallbacks | None = None
+        self.output_callbacks: OutputCallbacks | None = None
+        self.interest_mask = 0
+        #: False once the client has been disconnected (DISCONNECT).
+        self.enabled = True
+        self._engine.add_client(self)
+        self._engine.inbox_for(self.owner)
+
+    # ---------------------------------------------------------------- clients
+
+    def create_client(self) -> DebugClient:
+        """A new client of the same engine, owned by the calling thread."""
+        self._engine.check_usable()
+        return DebugClient(self._engine)
+
+    def set_event_callbacks(self, callbacks: EventCallbacks | None) -> None:
+        """Register (or with None remove) this client's event callbacks.
+
+        The interest mask is read once here, as dbgeng does.
+        """
+        engine = self._engine
+
+        def apply() -> None:
+            self.event_callbacks = callbacks
+            self.interest_mask = int(callbacks.get_interest_mask()) if callbacks is not None else 0
+            engine.refresh_listeners()
+
+        engine.call(apply)
+
+    def get_event_callbacks(self) -> EventCallbacks | None:
+        return self.event_callbacks
+
+    def set_output_callbacks(self, callbacks: OutputCallbacks | None) -> None:
+        """Register (or with None remove) this client's output callbacks."""
+        self._engine.check_usable()
+        self.output_callbacks = callbacks
+
+    def get_output_callbacks(self) -> OutputCallbacks | None:
+        return self.output_callbacks
+
+    def output(self, mask: int, text: str) -> None:
+        """Send ``text`` to every client's output callbacks."""
+        self._engine.call(lambda: self._engine.output(mask, text))
+
+    # --------------------------------------------------------------- targets
+
+    def create_process(
+        self,
+        argv_or_cmdline: list[str] | str,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        options: int = 0,
+        server: Any = None,
+        *,
+        stdin: _StdioSpec = None,
+        stdout: _StdioSpec = None,
+        stderr: _StdioSpec = None,
+    ) -> Process:
+        """Start a program under the debugger, stopped at its first instruction.
+
+        Args:
+            argv_or_cmdline: argv list, or a command line split like a shell would (no shell runs).
+            env: the whole environment (None: inherit). cwd: working directory.
+            options: ``ProcessOptions`` bits (DETACH_ON_EXIT, ONLY_THIS_PROCESS).
+            server: a process-server handle (later issue); None for this machine.
+            stdin, stdout, stderr: file descriptors or file objects for the program.
+        Raises:
+            TargetAccessError: the program could not be started (names it and why).
+        """
+        if server is not None:
+            raise InvalidOperationError("process servers are not available yet")
+        stdio = (_fd(stdin), _fd(stdout), _fd(stderr))
+        engine = self._engine
+        return engine.call(lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio))  # type: ignore[no-any-return]
+
+    def attach_process(self, pid: int, server: Any = None, options: int = 0) -> Process:
+        """Attach to every thread of ``pid``; returns with the target stopped."""
+        if server is not None:
+            raise InvalidOperationError("process servers are not available yet")
+        engine = self._engine
+        return engine.call(lambda: engine.attach_process(int(pid), options))  # type: ignore[no-any-return]
+
+    def end_session(self, flags: int) -> None:
+        """End the session as dbgeng's EndSession does (see ``EndFlags``)."""
+        flags = int(flags)
+        engine = self._engine
+        if flags == EndFlags.REENTRANT:
+            engine.end_reentrant()
+            return
+        if flags == EndFlags.DISCONNECT:
+            engine.check_usable()
+            raise InvalidOperationError("end_session(DISCONNECT) is for remote clients; this client is local")
+        if flags not in (EndFlags.PASSIVE, EndFlags.ACTIVE_TERMINATE, EndFlags.ACTIVE_DETACH):
+            raise InvalidOperationError(f"end_session: unknown flags {flags}")
+        engine.call(lambda: engine.end_session(flags))
+
+    def processes(self) -> list[Process]:
+        """Processes of the session, in the order they were gained."""
+        return self._engine.call(lambda: list(self._engine.processes.values()))  # type: ignore[no-any-return]
+
+    def threads(self, pid: int | None = None) -> list[Thread]:
+        """Threads of process ``pid`` (None: every process)."""
+
+        def collect() -> list[Thread]:
+            return [t for t in self._engine.threads.values() if pid is None or t.pid == pid]
+
+        return self._engine.call(collect)  # type: ignore[no-any-return]
+
+    def current_thread(self) -> Thread:
+        """The thread of the last event (or the one set with ``set_current_thread``)."""
+
+        def current() -> Thread:
+            engine = self._engine
+            thread = engine.threads.get(engine.current_tid)
+            if thread is None:
+                raise NoDebuggeeError("no current thread: there is no debuggee")
+            return thread
+
+        return self._engine.call(current)  # type: ignore[no-any-return]
+
+    def set_current_thread(self, tid: int) -> None:
+        self._engine.call(lambda: self._engine.set_current_thread(tid))
+
+    def get_last_event(self) -> LastEvent | None:
+        """What the last event was (``.lastevent``)."""
+        return self._engine.call(lambda: self._engine.last_event)  # type: ignore[no-any-return]
+
+    # -------------------------------------------------------------- execution
+
+    def get_execution_status(self) -> Status:
+        engine = self._engine
+        engine.check_usable()
+        return engine.status
+
+    def set_execution_status(self, status: int) -> None:
+        """GO, GO_HANDLED, GO_NOT_HANDLED, STEP_INTO, STEP_OVER, or BREAK (= interrupt)."""
+        self._engine.call(lambda: self._engine.set_execution_status(Status(int(status))))
+
+    def set_interrupt(self) -> None:
+        """Break into the running target; callable from any thread."""
+        self._engine.set_interrupt()
+
+    def wait_for_event(self, timeout: float | None = None) -> bool:
+        """Run the target until it breaks in or the session ends (True) or ``timeout`` (False)."""
+        engine = self._engine
+        return engine.call(lambda: engine.wait_for_event(timeout))  # type: ignore[no-any-return]
+
+    def dispatch_callbacks(self, timeout: float | None = None) -> bool:
+        """Run this thread's callbacks (and, on the engine thread, other threads'
+        requests) until ``exit_dispatch`` (True) or ``timeout`` (False)."""
+        engine = self._engine
+        engine.check_usable()
+        inbox = engine.inbox_for(threading.get_ident())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            inbox.run_pending()
+            if inbox.take_exit_request():
+                return True
+            engine.check_usable()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            inbox.wait(remaining)
+
+    def exit_dispatch(self, client: DebugClient) -> None:
+        """Make ``client``'s thread leave ``dispatch_callbacks``."""
+        self._engine.check_usable()
+        self._engine.inbox_for(client.owner).request_exit()
+
+    # ------------------------------------------------------------ breakpoints
+
+    def add_breakpoint(
+        self, location: int | str, *, access: str | None = None, size: int = 1, one_shot: bool = False
+    ) -> Breakpoint:
+        """Set a breakpoint at ``location`` (an address).
+
+        ``access`` None gives a software breakpoint; "e", "w" or "rw" a hardware
+        one in a debug register ("r" is treated as "rw": x86 has no read-only watch).
+        """
+        engine = self._engine
+        return engine.call(lambda: engine.add_breakpoint(location, access, size, one_shot))  # type: ignore[no-any-return]
+
+    def remove_breakpoint(self, bp: Breakpoint) -> None:
+        self._engine.call(lambda: self._engine.remove_breakpoint(bp))
+
+    def breakpoints(self) -> list[Breakpoint]:
+        return self._engine.call(lambda: sorted(self._engine.breakpoints.values(), key=lambda b: b.id))  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------ memory, registers
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        """Bytes of the current process as the program sees them (no int3)."""
+        return self._engine.call(lambda: self._engine.read_memory(address, size))  # type: ignore[no-any-return]
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self._engine.call(lambda: self._engine.write_memory(address, data))
+
+    def get_register(self, name: str, thread: int | None = None) -> int:
+        """Register ``name`` of the current thread (or of thread id ``thread``)."""
+        return self._engine.call(lambda: self._engine.get_register(name, thread))  # type: ignore[no-any-return]
+
+    def set_register(self, name: str, value: int, thread: int | None = None) -> None:
+        self._engine.call(lambda: self._engine.set_register(name, value, thread))
+
+    # ------------------------------------------------------------- extensions
+
+    def load_extension(self, spec: Any) -> Extension:
+        """Load an extension: a path to a .py file, a module name, or an object."""
+        return self._engine.call(lambda: self._engine.load_extension(spec, self))  # type: ignore[no-any-return]
+
+    def unload_extension(self, extension: Extension) -> None:
+        self._engine.call(lambda: self._engine.unload_extension(extension))
+
+    def extensions(self) -> list[Extension]:
+        return list(self._engine.extensions)

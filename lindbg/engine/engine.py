@@ -1,0 +1,900 @@
+"""The engine: one per ``DebugClient()`` family, driven by its engine thread.
+
+Strategy. The engine thread (the thread that created the first client) makes
+every target call. ``wait_for_event`` runs the event loop: resume the target,
+block in the target's ``wait_event``, turn the event into callbacks, combine
+their statuses (least execution wins) and either resume at once (the hot
+path: a breakpoint whose callbacks say GO never leaves this thread) or break
+in and return. Other threads reach the engine through its ``Inbox``; the
+``Doorbell`` wakes the engine thread out of waitpid when they do.
+
+Notifications follow DESIGN.md section 3 exactly; ``_announce_*`` are the
+only places that send them, so their order is written down once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lindbg.arch.x86_64 import WatchKind
+from lindbg.arch.x86_64_displaced import call_instruction_length
+from lindbg.constants import CDS, CES, EventMask, Notify, OutputMask, ProcessOptions, SessionStatus, Status
+from lindbg.engine import status as status_rules
+from lindbg.engine.extensions import Extension, load_object
+from lindbg.engine.handles import Breakpoint, ExceptionInfo, LastEvent, Process, Thread
+from lindbg.engine.inbox import Doorbell, Inbox
+from lindbg.engine.session import Session, SessionInput, SessionState
+from lindbg.errors import (
+    EngineUnusableError,
+    InvalidOperationError,
+    LindbgError,
+    NoDebuggeeError,
+    TargetAccessError,
+)
+from lindbg.os.linux import procfs
+from lindbg.os.linux.signals import is_fatal_by_default, signal_description
+from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
+from lindbg.targets.live import LiveTarget
+
+if TYPE_CHECKING:
+    from lindbg.engine.client import DebugClient
+
+#: Signals that break in by default (cdb's default event filters, Linux names).
+DEFAULT_BREAK_SIGNALS = frozenset({4, 5, 6, 7, 8, 11})  # SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGSEGV
+
+_GO_STATUSES = frozenset({Status.GO, Status.GO_HANDLED, Status.GO_NOT_HANDLED, Status.IGNORE_EVENT})
+_STEP_STATUSES = frozenset({Status.STEP_INTO, Status.STEP_OVER, Status.STEP_BRANCH})
+_WATCH_KINDS = {"e": WatchKind.EXECUTE, "w": WatchKind.WRITE, "rw": WatchKind.READ_WRITE, "r": WatchKind.READ_WRITE}
+
+_EVENT_BITS = (
+    EventMask.BREAKPOINT, EventMask.EXCEPTION, EventMask.CREATE_THREAD, EventMask.EXIT_THREAD,
+    EventMask.CREATE_PROCESS, EventMask.EXIT_PROCESS, EventMask.LOAD_MODULE, EventMask.UNLOAD_MODULE,
+    EventMask.SYSTEM_ERROR, EventMask.SESSION_STATUS, EventMask.CHANGE_DEBUGGEE_STATE,
+    EventMask.CHANGE_ENGINE_STATE, EventMask.CHANGE_SYMBOL_STATE,
+)  # fmt: skip
+
+
+class _StepOverMark:
+    """The engine's own breakpoint at a call's return address (STEP_OVER)."""
+
+    __slots__ = ("address", "enabled", "pid", "rsp", "tid")
+
+    def __init__(self, pid: int, tid: int, address: int, rsp: int) -> None:
+        self.pid = pid
+        self.tid = tid
+        self.address = address
+        self.rsp = rsp
+        self.enabled = True
+
+
+class Engine:
+    """Everything one family of clients shares. Reached only through ``DebugClient``."""
+
+    def __init__(self) -> None:
+        self.thread_ident = threading.get_ident()
+        self.session = Session()
+        self.clients: list[DebugClient] = []
+        #: (client, callbacks object) for each event bit, in client creation order.
+        self._listeners: dict[int, list[tuple[DebugClient, Any]]] = {int(bit): [] for bit in _EVENT_BITS}
+        self.target: LiveTarget | None = None
+        self.status = Status.NO_DEBUGGEE
+        self.processes: dict[int, Process] = {}
+        self.threads: dict[int, Thread] = {}
+        self.breakpoints: dict[int, Breakpoint] = {}
+        self._next_breakpoint_id = 0
+        self.extensions: list[Extension] = []
+        self.current_pid = 0
+        self.current_tid = 0
+        self._last_event: LastEvent | None = None
+        #: Stop at process exit like cdb's final breakpoint (the console sets it).
+        self.break_on_exit = False
+        self.break_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
+        #: (tid, signal, first_chance) of the exception the target is stopped on.
+        self._held_signal: tuple[int, int, bool] | None = None
+        self._step_over: _StepOverMark | None = None
+        self._unusable_reason: str | None = None
+        self._inboxes: dict[int, Inbox] = {}
+        self.inbox = self.inbox_for(self.thread_ident)
+        self.doorbell = Doorbell(self.thread_ident, self._engine_thread_has_work)
+        self.inbox.on_post = self.doorbell.ring
+        self._interrupt = False
+
+    # --------------------------------------------------------- thread plumbing
+
+    def inbox_for(self, ident: int) -> Inbox:
+        inbox = self._inboxes.get(ident)
+        if inbox is None:
+            inbox = self._inboxes[ident] = Inbox(ident)
+        return inbox
+
+    def _engine_thread_has_work(self) -> bool:
+        return bool(self.inbox) or self._unusable_reason is not None or self._interrupt
+
+    def check_usable(self) -> None:
+        if self._unusable_reason is not None:
+            raise EngineUnusableError(self._unusable_reason)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the engine thread and return its result (any thread)."""
+        self.check_usable()
+        if threading.get_ident() == self.thread_ident:
+            return fn()
+        caller = self.inbox_for(threading.get_ident())
+
+        def run_and_wake() -> Any:
+            try:
+                return fn()
+            finally:
+                caller.wake()
+
+        reply = self.inbox.post(run_and_wake)
+        assert reply is not None
+        while not reply.done:
+            caller.run_pending()
+            if reply.done:
+                break
+            caller.wait(0.05)
+            self.check_usable()
+        return reply.result()
+
+    # ---------------------------------------------------------------- clients
+
+    def add_client(self, client: DebugClient) -> None:
+        self.clients.append(client)
+
+    def remove_client(self, client: DebugClient) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+        self.refresh_listeners()
+
+    def refresh_listeners(self) -> None:
+        """Recompute who hears what (on registration, never per event)."""
+        table: dict[int, list[tuple[DebugClient, Any]]] = {int(bit): [] for bit in _EVENT_BITS}
+        for client in self.clients:
+            callbacks = client.event_callbacks
+            if callbacks is None or not client.enabled:
+                continue
+            mask = int(client.interest_mask)
+            for bit in _EVENT_BITS:
+                if mask & bit:
+                    table[int(bit)].append((client, callbacks))
+        self._listeners = table
+
+    def _invoke(self, client: DebugClient, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call a callback on its client's thread and return what it returned."""
+        if client.owner == self.thread_ident:
+            try:
+                return fn(*args)
+            except Exception as error:  # a broken callback must not break the session
+                self._callback_failed(fn, error)
+                return None
+        inbox = self.inbox_for(client.owner)
+
+        def run() -> Any:
+            try:
+                return fn(*args)
+            except Exception as error:
+                self._callback_failed(fn, error)
+                return None
+            finally:
+                self.inbox.wake()
+
+        reply = inbox.post(run)
+        assert reply is not None
+        while not reply.done:
+            self.inbox.run_pending()
+            if reply.done:
+                break
+            self.inbox.wait(0.05)
+            if self._unusable_reason is not None:
+                return None
+        return reply.result()
+
+    def _callback_failed(self, fn: Callable[..., Any], error: Exception) -> None:
+        name = getattr(fn, "__qualname__", repr(fn))
+        self.output(OutputMask.ERROR, f"callback {name} raised {type(error).__name__}: {error}\n")
+
+    def _event(self, bit: int, method: str, *args: Any) -> Status:
+        """Ask every interested client; return the combined status."""
+        result = Status.NO_CHANGE
+        for client, callbacks in self._listeners[bit]:
+            result = status_rules.stronger(result, self._invoke(client, getattr(callbacks, method), *args))
+        return result
+
+    def _notify(self, bit: int, method: str, *args: Any) -> None:
+        for client, callbacks in self._listeners[bit]:
+            self._invoke(client, getattr(callbacks, method), *args)
+
+    def _notify_extensions(self, what: Notify) -> None:
+        for extension in list(self.extensions):
+            try:
+                extension.notify(int(what), 0)
+            except Exception as error:
+                self.output(OutputMask.ERROR, f"extension {extension.name} notify raised {error}\n")
+
+    def output(self, mask: int, text: str) -> None:
+        """Send ``text`` to every client's output callbacks (the engine never prints)."""
+        for client in self.clients:
+            out = client.output_callbacks
+            if out is not None and client.enabled:
+                if client.owner == self.thread_ident:
+                    with contextlib.suppress(Exception):
+                        out.output(mask, text)
+                else:
+                    self.inbox_for(client.owner).post(lambda out=out: out.output(mask, text), want_reply=False)
+
+    # ----------------------------------------------------- announcements (§3)
+
+    def _announce_session_start(self) -> None:
+        self._notify(EventMask.SESSION_STATUS, "session_status", SessionStatus.ACTIVE)
+        self._notify_extensions(Notify.SESSION_ACTIVE)
+        self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.ALL, 0)
+
+    def _announce_session_end(self, reason: SessionStatus) -> None:
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, Status.NO_DEBUGGEE)
+        self._notify(EventMask.SESSION_STATUS, "session_status", reason)
+        self._notify_extensions(Notify.SESSION_INACTIVE)
+
+    def _announce_break(self) -> None:
+        self.status = Status.BREAK
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, Status.BREAK)
+        self._notify_extensions(Notify.SESSION_ACCESSIBLE)
+
+    def _announce_resume(self, status: Status) -> None:
+        self.status = status
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, status)
+        self._notify_extensions(Notify.SESSION_INACCESSIBLE)
+
+    # -------------------------------------------------------- session control
+
+    def _live_target(self) -> LiveTarget:
+        if self.target is None:
+            self.target = LiveTarget()
+        return self.target
+
+    def _require_session(self) -> LiveTarget:
+        self.check_usable()
+        if not self.session.active or self.target is None:
+            raise NoDebuggeeError("no debuggee: start or attach to a process first")
+        return self.target
+
+    def _require_stopped(self) -> LiveTarget:
+        target = self._require_session()
+        if target.running:
+            raise InvalidOperationError("the target is running; break in first (set_interrupt)")
+        return target
+
+    def create_process(
+        self,
+        command: list[str] | str,
+        env: dict[str, str] | None,
+        cwd: str | None,
+        options: int,
+        stdio: tuple[int | None, int | None, int | None],
+    ) -> Process:
+        self.check_usable()
+        argv = shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
+        target = self._live_target()
+        if target.running:
+            raise InvalidOperationError("the target is running; break in before starting another process")
+        target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
+        try:
+            pid = target.launch(argv, env, cwd, stdio)
+        except LindbgError:
+            if not target.processes:
+                self.target = None
+            raise
+        return self._gained_process(pid, options, "initial")
+
+    def attach_process(self, pid: int, options: int) -> Process:
+        self.check_usable()
+        target = self._live_target()
+        if target.running:
+            raise InvalidOperationError("the target is running; break in before attaching to another process")
+        target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
+        try:
+            target.attach(pid)
+        except LindbgError:
+            if not target.processes:
+                self.target = None
+            raise
+        return self._gained_process(pid, options, "attach")
+
+    def _gained_process(self, pid: int, options: int, how: str) -> Process:
+        process = self._register_process(pid, options)
+        assert self.target is not None
+        self.current_pid = pid
+        self.current_tid = self.target.thread_ids(pid)[0]
+        self._last_event = LastEvent(how, pid, self.current_tid, "Break instruction exception - code 80000003")
+        if self.session.apply(SessionInput.TARGET_GAINED) is SessionStatus.ACTIVE:
+            self._announce_session_start()
+        decided = self._event(EventMask.CREATE_PROCESS, "create_process", process)
+        if decided is Status.NO_CHANGE or decided is Status.BREAK:
+            self._announce_break()
+        else:
+            self.status = decided  # stopped; the next wait_for_event resumes it
+        return process
+
+    def _register_process(self, pid: int, options: int) -> Process:
+        assert self.target is not None
+        process = Process(pid, options, procfs.executable(pid))
+        self.processes[pid] = process
+        for tid in self.target.thread_ids(pid):
+            self._register_thread(process, tid)
+        return process
+
+    def _register_thread(self, process: Process, tid: int) -> Thread:
+        thread = Thread(process.pid, tid)
+        process.threads.append(thread)
+        self.threads[tid] = thread
+        return thread
+
+    def end_session(self, flags: int) -> None:
+        """PASSIVE, ACTIVE_TERMINATE or ACTIVE_DETACH (engine thread)."""
+        self.check_usable()
+        if not self.session.active or self.target is None:
+            return
+        target = self.target
+        what = {
+            0: SessionInput.END_PASSIVE,
+            1: SessionInput.END_ACTIVE_TERMINATE,
+            2: SessionInput.END_ACTIVE_DETACH,
+        }[flags]
+        try:
+            if what is SessionInput.END_ACTIVE_TERMINATE:
+                target.terminate_all()
+            elif what is SessionInput.END_ACTIVE_DETACH:
+                self._prepare_detach()
+                target.detach_all()
+            else:
+                self._prepare_detach()
+                for pid, process in list(self.processes.items()):
+                    if pid not in target.processes:
+                        continue
+                    if process.options & ProcessOptions.DETACH_ON_EXIT:
+                        target.detach_process(pid)
+                    else:
+                        process.exit_code = target.kill_process(pid)
+        finally:
+            self._finish_session(what)
+
+    def _prepare_detach(self) -> None:
+        """Stop the target and hand a held signal back to its thread."""
+        assert self.target is not None
+        if self.target.running:
+            self.target.detach_all()  # stops everything first
+            return
+        held = self._held_signal
+        if held is not None:
+            tid, signo, _ = held
+            self.target.set_pending_signal(tid, signo)
+            self._held_signal = None
+
+    def _finish_session(self, what: SessionInput) -> None:
+        reason = self.session.apply(what)
+        for bp in self.breakpoints.values():
+            bp.is_valid = False
+            bp.placement = None
+        self.breakpoints.clear()
+        for process in self.processes.values():
+            process.is_valid = False
+        for thread in self.threads.values():
+            thread.is_valid = False
+        self.processes.clear()
+        self.threads.clear()
+        self.target = None
+        self._held_signal = None
+        self._step_over = None
+        self._interrupt = False
+        self.status = Status.NO_DEBUGGEE
+        if reason is not None:
+            self._announce_session_end(reason)
+
+    def end_reentrant(self) -> None:
+        """end_session(REENTRANT): no lock, any thread, best effort."""
+        if self._unusable_reason is not None:
+            return
+        self._unusable_reason = (
+            "the engine was ended with end_session(REENTRANT); no further calls are possible, "
+            "create a new DebugClient"
+        )
+        target = self.target
+        if target is not None:
+            with contextlib.suppress(Exception):
+                target.restore_breakpoint_bytes()
+        with contextlib.suppress(Exception):
+            self.session.state = SessionState.UNUSABLE
+        self.doorbell.ring()
+        for inbox in list(self._inboxes.values()):
+            inbox.wake()
+
+    # --------------------------------------------------------------- running
+
+    def set_execution_status(self, status: Status) -> None:
+        target = self._require_session()
+        if status is Status.BREAK:
+            self.set_interrupt()
+            return
+        if status not in _GO_STATUSES and status not in _STEP_STATUSES:
+            raise InvalidOperationError(f"cannot set the execution status to {status.name}")
+        if target.running:
+            raise InvalidOperationError("the target is already running")
+        if self.status is Status.BREAK:
+            self._announce_resume(status)
+        else:
+            self.status = status
+
+    def set_interrupt(self) -> None:
+        """Any thread: break into a running target within milliseconds."""
+        self.check_usable()
+        target = self.target
+        if target is None or not target.running:
+            return
+        self._interrupt = True
+        self.doorbell.ring()
+
+    def wait_for_event(self, timeout: float | None) -> bool:
+        target = self._require_session()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not target.running:
+            if self.status is Status.BREAK:
+                return True
+            if self._resume_from_break():
+                return True
+        try:
+            return self._event_loop(deadline)
+        finally:
+            self.doorbell.set_deadline(None)
+
+    def _event_loop(self, deadline: float | None) -> bool:
+        doorbell = self.doorbell
+        inbox = self.inbox
+        while True:
+            if inbox:
+                inbox.run_pending()
+            self.check_usable()
+            target = self.target
+            if target is None or not self.session.active:
+                return True
+            if self._interrupt:
+                self._interrupt = False
+                target.request_interrupt()
+            elif deadline is not None and time.monotonic() >= deadline:
+                return False
+            if not target.running and self.status is Status.BREAK:
+                return True  # a request from another thread broke in or ended
+            doorbell.set_deadline(deadline)
+            doorbell.blocked = True
+            try:
+                event = target.wait_event()
+            except (OSError, TargetAccessError) as error:
+                doorbell.blocked = False
+                self._fail(error)
+                return True
+            finally:
+                doorbell.blocked = False
+            if event is None:
+                continue
+            try:
+                if self._dispatch(event):
+                    return True
+            except (OSError, TargetAccessError) as error:
+                self._fail(error)
+                return True
+
+    def _fail(self, error: BaseException) -> None:
+        """The session cannot go on: report it, clean up, end with FAILURE."""
+        self._notify(EventMask.SYSTEM_ERROR, "system_error", getattr(error, "errno", 0) or 0, 1)
+        self.output(OutputMask.ERROR, f"session failed: {error}\n")
+        target = self.target
+        if target is not None:
+            try:
+                target.detach_all()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    target.terminate_all()
+        self._finish_session(SessionInput.FAILED)
+
+    def _resume(self) -> None:
+        """Let the target run as ``self.status`` says (GO or a step)."""
+        target = self.target
+        assert target is not None
+        tid = self.current_tid
+        signo = 0
+        held = self._held_signal
+        if held is not None:
+            self._held_signal = None
+            if self.status is not Status.GO_HANDLED:
+                tid, signo = held[0], held[1]
+        status = self.status
+        if status is Status.STEP_INTO or status is Status.STEP_BRANCH:
+            target.resume(ResumeMode.STEP, tid, signo)
+        elif status is Status.STEP_OVER:
+            if not self._plant_step_over(tid):
+                target.resume(ResumeMode.STEP, tid, signo)
+            else:
+                target.resume(ResumeMode.CONTINUE, tid, signo)
+        else:
+            target.resume(ResumeMode.CONTINUE, tid, signo)
+
+    def _resume_from_break(self) -> bool:
+        """Resume a stopped target; True if that instead produced a new break."""
+        held = self._held_signal
+        if held is not None and held[2] and self.status is not Status.GO_HANDLED:
+            tid, signo, _ = held
+            thread = self.threads.get(tid)
+            pid = thread.pid if thread is not None else self.current_pid
+            if self._would_kill(pid, signo):
+                self._held_signal = None
+                return self._on_signal(pid, tid, signo, 0, first_chance=False)
+        self._resume()
+        return False
+
+    def _plant_step_over(self, tid: int) -> bool:
+        """If ``tid`` sits on a call, put a mark at its return address; True if so."""
+        target = self.target
+        assert target is not None
+        thread = self.threads[tid]
+        rip = target.get_register(tid, "rip")
+        code = target.read_memory(thread.pid, rip, 16)
+        length = call_instruction_length(code)
+        if length is None:
+            return False
+        mark = _StepOverMark(thread.pid, tid, rip + length, target.get_register(tid, "rsp"))
+        site = target.insert_site(thread.pid, mark.address)
+        site.owners.append(mark)
+        self._step_over = mark
+        return True
+
+    def _clear_step_over(self) -> None:
+        mark = self._step_over
+        if mark is None or self.target is None:
+            return
+        self._step_over = None
+        process = self.target.processes.get(mark.pid)
+        site = process.sites.get(mark.address) if process is not None else None
+        if site is not None and mark in site.owners:
+            site.owners.remove(mark)
+            if not site.owners:
+                self.target.remove_site(mark.pid, mark.address)
+
+    # ----------------------------------------------------------------- events
+
+    def _dispatch(self, event: TargetEvent) -> bool:
+        """Handle one target event; True when ``wait_for_event`` should return."""
+        kind = event.kind
+        if kind is EventKind.BREAKPOINT:
+            return self._on_breakpoint(event)
+        if kind is EventKind.SIGNAL:
+            return self._on_signal(event.pid, event.tid, event.signal, event.address, first_chance=True)
+        if kind is EventKind.STEP:
+            self._set_current(event.pid, event.tid)
+            self._clear_step_over()
+            self._last_event = LastEvent("step", event.pid, event.tid, "Single step exception - code 80000004")
+            return self._after(Status.BREAK)
+        if kind is EventKind.INTERRUPT:
+            self._set_current(event.pid, event.tid)
+            self._clear_step_over()
+            self._last_event = LastEvent("break", event.pid, event.tid, "Break instruction exception - code 80000003")
+            return self._after(Status.BREAK)
+        if kind is EventKind.CREATE_THREAD:
+            process = self.processes.get(event.pid)
+            if process is None:
+                return self._after(Status.GO)
+            thread = self._register_thread(process, event.new_id)
+            decided = self._event(EventMask.CREATE_THREAD, "create_thread", thread)
+            return self._after(decided, default=Status.GO, pid=event.pid, tid=event.new_id, what="create_thread")
+        if kind is EventKind.EXIT_THREAD:
+            thread = self.threads.pop(event.tid, None)
+            if thread is not None:
+                thread.is_valid = False
+                process = self.processes.get(thread.pid)
+                if process is not None and thread in process.threads:
+                    process.threads.remove(thread)
+            decided = self._event(EventMask.EXIT_THREAD, "exit_thread", event.code)
+            return self._after(decided, default=Status.GO, pid=event.pid, tid=event.tid, what="exit_thread")
+        if kind is EventKind.CREATE_PROCESS:
+            parent = self.processes.get(event.code)
+            child = self._register_process(event.pid, parent.options if parent is not None else 0)
+            child.parent_pid = event.code
+            decided = self._event(EventMask.CREATE_PROCESS, "create_process", child)
+            return self._after(decided, default=Status.GO, pid=event.pid, tid=event.tid, what="create_process")
+        if kind is EventKind.EXEC:
+            return self._on_exec(event)
+        if kind is EventKind.EXIT_PROCESS:
+            process = self.processes.get(event.pid)
+            if process is not None:
+                process.exit_code = event.code
+            decided = self._event(EventMask.EXIT_PROCESS, "exit_process", event.code)
+            default = Status.BREAK if self.break_on_exit else Status.GO
+            return self._after(decided, default=default, pid=event.pid, tid=event.tid, what="exit_process")
+        if kind is EventKind.PROCESS_GONE:
+            return self._on_process_gone(event)
+        return self._after(Status.GO)
+
+    def _set_current(self, pid: int, tid: int) -> None:
+        self.current_pid = pid
+        self.current_tid = tid
+
+    def _after(
+        self, decided: Status, default: Status = Status.BREAK, pid: int = 0, tid: int = 0, what: str = ""
+    ) -> bool:
+        """Act on the combined status of an event; True if the engine broke in."""
+        if decided is Status.NO_CHANGE:
+            decided = default
+        if decided is Status.BREAK:
+            if what:
+                self._set_current(pid, tid)
+                self._last_event = LastEvent(what, pid, tid, what.replace("_", " "))
+            self._clear_step_over()
+            self._announce_break()
+            return True
+        if decided in _STEP_STATUSES:
+            self.status = decided
+        else:
+            self.status = Status.GO if decided is Status.IGNORE_EVENT else decided
+        if self.target is not None and self.target.processes:
+            self._resume()
+        return False
+
+    def _on_breakpoint(self, event: TargetEvent) -> bool:
+        owners = event.sites
+        self.current_pid = event.pid
+        self.current_tid = event.tid
+        decided = Status.NO_CHANGE
+        user_hit = None
+        listeners = self._listeners[EventMask.BREAKPOINT]
+        for owner in list(owners):
+            if owner.__class__ is _StepOverMark:
+                if self._step_over_done(owner, event.tid):
+                    self._clear_step_over()
+                    self._last_event = LastEvent("step", event.pid, event.tid, "Single step exception - code 80000004")
+                    decided = Status.BREAK
+                continue
+            if not owner.enabled:
+                continue
+            owner.hit_count += 1
+            user_hit = owner
+            for client, callbacks in listeners:
+                decided = status_rules.stronger(decided, self._invoke(client, callbacks.breakpoint, owner))
+            if owner.one_shot:
+                self.remove_breakpoint(owner)
+        if user_hit is None:
+            if decided is Status.NO_CHANGE:
+                decided = Status.GO
+        else:
+            self._last_event = LastEvent(
+                "breakpoint", event.pid, event.tid, f"Hit breakpoint {user_hit.id}", breakpoint_id=user_hit.id
+            )
+            if decided is Status.NO_CHANGE:
+                decided = Status.BREAK
+        if decided is Status.BREAK:
+            self._clear_step_over()
+            self._announce_break()
+            return True
+        self.status = Status.GO if decided is Status.IGNORE_EVENT else decided
+        self._resume()
+        return False
+
+    def _step_over_done(self, mark: _StepOverMark, tid: int) -> bool:
+        if tid != mark.tid or self.target is None:
+            return False
+        return self.target.get_register(tid, "rsp") > mark.rsp
+
+    def _would_kill(self, pid: int, signo: int) -> bool:
+        return is_fatal_by_default(signo) and not procfs.signal_is_caught_or_ignored(pid, signo)
+
+    def _on_signal(self, pid: int, tid: int, signo: int, address: int, *, first_chance: bool) -> bool:
+        self.current_pid = pid
+        self.current_tid = tid
+        info = ExceptionInfo(signo, address, first_chance, pid, tid)
+        chance = "first chance" if first_chance else "!!! second chance !!!"
+        self._last_event = LastEvent(
+            "exception", pid, tid, f"{signal_description(signo)} - code {signo:08x} ({chance})", signal=signo
+        )
+        decided = self._event(EventMask.EXCEPTION, "exception", info)
+        if decided is Status.NO_CHANGE:
+            decided = Status.BREAK if signo in self.break_signals else Status.GO_NOT_HANDLED
+        if decided is Status.BREAK or decided in _STEP_STATUSES and decided is not Status.GO_HANDLED:
+            self._held_signal = (tid, signo, first_chance)
+            if decided is Status.BREAK:
+                self._clear_step_over()
+                self._announce_break()
+                return True
+        if decided is Status.GO_HANDLED:
+            self._held_signal = None
+        elif decided in _GO_STATUSES:
+            if first_chance and self._would_kill(pid, signo):
+                return self._on_signal(pid, tid, signo, address, first_chance=False)
+            self._held_signal = (tid, signo, first_chance)
+        self.status = Status.GO if decided is Status.IGNORE_EVENT else decided
+        self._resume()
+        return False
+
+    def _on_exec(self, event: TargetEvent) -> bool:
+        process = self.processes.get(event.pid)
+        if process is None:
+            return self._after(Status.GO)
+        for bp in [bp for bp in self.breakpoints.values() if bp.pid == event.pid]:
+            bp.placement = None
+            self._forget_breakpoint(bp)
+        for thread in process.threads[1:]:
+            thread.is_valid = False
+            self.threads.pop(thread.tid, None)
+        process.threads = process.threads[:1]
+        process.executable = procfs.executable(event.pid)
+        decided = self._event(EventMask.CREATE_PROCESS, "create_process", process)
+        return self._after(decided, default=Status.GO, pid=event.pid, tid=event.tid, what="exec")
+
+    def _on_process_gone(self, event: TargetEvent) -> bool:
+        process = self.processes.pop(event.pid, None)
+        if process is not None:
+            already_reported = process.exit_code is not None
+            process.exit_code = event.code
+            process.is_valid = False
+            for thread in process.threads:
+                thread.is_valid = False
+                self.threads.pop(thread.tid, None)
+            if not already_reported:
+                self._event(EventMask.EXIT_PROCESS, "exit_process", event.code)
+        for bp in [bp for bp in self.breakpoints.values() if bp.pid == event.pid]:
+            bp.placement = None
+            self._forget_breakpoint(bp)
+        if not self.processes:
+            self._finish_session(SessionInput.TARGETS_EXITED)
+            return True
+        if self.current_pid == event.pid:
+            first = next(iter(self.processes.values()))
+            self.current_pid = first.pid
+            self.current_tid = first.threads[0].tid if first.threads else first.pid
+        self.status = Status.GO
+        self._resume()
+        return False
+
+    # ------------------------------------------------------------ breakpoints
+
+    def add_breakpoint(self, location: int | str, access: str | None, size: int, one_shot: bool) -> Breakpoint:
+        target = self._require_session()
+        address = self._location_address(location)
+        if access is not None and access not in _WATCH_KINDS:
+            raise InvalidOperationError(f"breakpoint access must be 'e', 'w', 'rw' or 'r', not '{access}'")
+        if access is not None and target.running:
+            raise InvalidOperationError("hardware breakpoints need a stopped target; break in first")
+        pid = self.current_pid
+        bp = Breakpoint(self, self._next_breakpoint_id, pid, address, access, size if access else 1, one_shot)
+        self._place(bp)
+        self._next_breakpoint_id += 1
+        self.breakpoints[bp.id] = bp
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.BREAKPOINTS, bp.id)
+        return bp
+
+    def _location_address(self, location: int | str) -> int:
+        if isinstance(location, int):
+            return location
+        text = location.strip().replace("`", "")
+        try:
+            return int(text, 16) if not text.lower().startswith("0x") else int(text, 0)
+        except ValueError:
+            raise InvalidOperationError(
+                f"cannot resolve '{location}': symbolic breakpoints need module symbols (not loaded)"
+            ) from None
+
+    def _place(self, bp: Breakpoint) -> None:
+        target = self.target
+        assert target is not None
+        if bp.access is None:
+            site = target.insert_site(bp.pid, bp.address)
+            site.owners.append(bp)
+            bp.placement = site
+        else:
+            slot = target.set_hardware(bp.pid, bp.address, _WATCH_KINDS[bp.access], bp.size)
+            slot.owners.append(bp)
+            bp.placement = slot
+
+    def _unplace(self, bp: Breakpoint) -> None:
+        placement = bp.placement
+        bp.placement = None
+        target = self.target
+        if placement is None or target is None:
+            return
+        if bp in placement.owners:
+            placement.owners.remove(bp)
+        if placement.owners:
+            return
+        if bp.access is None:
+            target.remove_site(bp.pid, bp.address)
+        else:
+            target.clear_hardware(bp.pid, placement)
+
+    def set_breakpoint_enabled(self, bp: Breakpoint, enabled: bool) -> None:
+        self.check_usable()
+        if not bp.is_valid:
+            raise InvalidOperationError(f"breakpoint {bp.id} no longer exists")
+        if enabled == bp._enabled:
+            return
+        if enabled:
+            self._place(bp)
+        else:
+            self._unplace(bp)
+        bp._enabled = enabled
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.BREAKPOINTS, bp.id)
+
+    def remove_breakpoint(self, bp: Breakpoint) -> None:
+        self.check_usable()
+        if self.breakpoints.get(bp.id) is not bp:
+            raise InvalidOperationError(f"breakpoint {bp.id} does not exist")
+        self._unplace(bp)
+        self._forget_breakpoint(bp)
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.BREAKPOINTS, bp.id)
+
+    def _forget_breakpoint(self, bp: Breakpoint) -> None:
+        self.breakpoints.pop(bp.id, None)
+        bp.is_valid = False
+        bp._enabled = False
+
+    # ------------------------------------------------------ memory, registers
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        target = self._require_session()
+        if size < 0:
+            raise InvalidOperationError(f"cannot read {size} bytes")
+        return target.read_memory(self.current_pid, address, size)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        target = self._require_session()
+        target.write_memory(self.current_pid, address, bytes(data))
+        self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.DATA, address)
+
+    def get_register(self, name: str, tid: int | None) -> int:
+        target = self._require_stopped()
+        return target.get_register(self.current_tid if tid is None else tid, name)
+
+    def set_register(self, name: str, value: int, tid: int | None) -> None:
+        target = self._require_stopped()
+        target.set_register(self.current_tid if tid is None else tid, name, value)
+        self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.REGISTERS, 0)
+
+    def set_current_thread(self, tid: int) -> None:
+        self._require_session()
+        thread = self.threads.get(tid)
+        if thread is None:
+            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        self._set_current(thread.pid, tid)
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.CURRENT_THREAD, tid)
+
+    @property
+    def last_event(self) -> LastEvent | None:
+        return self._last_event
+
+    # ------------------------------------------------------------- extensions
+
+    def load_extension(self, spec: Any, client: DebugClient) -> Extension:
+        self.check_usable()
+        name, obj = load_object(spec)
+        extension = Extension(name, obj)
+        initialize = getattr(obj, "debug_extension_initialize", None)
+        if callable(initialize):
+            initialize(client)
+        self.extensions.append(extension)
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXTENSIONS, 0)
+        if self.session.active:
+            extension.notify(int(Notify.SESSION_ACTIVE), 0)
+            if self.target is not None and not self.target.running and self.status is Status.BREAK:
+                extension.notify(int(Notify.SESSION_ACCESSIBLE), 0)
+        return extension
+
+    def unload_extension(self, extension: Extension) -> None:
+        self.check_usable()
+        if extension not in self.extensions:
+            raise InvalidOperationError(f"extension {extension.name} is not loaded")
+        self.extensions.remove(extension)
+        uninitialize = getattr(extension.obj, "debug_extension_uninitialize", None)
+        if callable(uninitialize):
+            uninitialize()
+        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXTENSIONS, 0)
+

@@ -1,0 +1,111 @@
+"""The objects clients hold: processes, threads, breakpoints, exception records.
+
+Handles are small and stay readable after their target is gone (``is_valid``
+turns False), so a callback may keep one without keeping the target alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lindbg.engine.engine import Engine
+
+
+class Thread:
+    """A thread of a debugged process."""
+
+    __slots__ = ("is_valid", "pid", "tid")
+
+    def __init__(self, pid: int, tid: int) -> None:
+        self.pid = pid
+        self.tid = tid
+        self.is_valid = True
+
+    def __repr__(self) -> str:
+        return f"<Thread {self.pid}.{self.tid}{'' if self.is_valid else ' (gone)'}>"
+
+
+class Process:
+    """A debugged process. ``exit_code`` is set once it has exited."""
+
+    def __init__(self, pid: int, options: int, executable: str = "") -> None:
+        self.pid = pid
+        self.options = options
+        self.executable = executable
+        self.threads: list[Thread] = []
+        self.exit_code: int | None = None
+        self.is_valid = True
+        #: The pid of the process this one was forked from, if followed.
+        self.parent_pid: int | None = None
+
+    def __repr__(self) -> str:
+        state = "" if self.is_valid else f" exited {self.exit_code}"
+        return f"<Process {self.pid}{state}>"
+
+
+class Breakpoint:
+    """An engine breakpoint: software (int3) or hardware (debug register).
+
+    ``access`` is None for a software breakpoint, else "e", "w" or "rw".
+    Setting ``enabled`` inserts or removes it in the target at once.
+    """
+
+    def __init__(
+        self, engine: Engine, bp_id: int, pid: int, address: int, access: str | None, size: int, one_shot: bool
+    ) -> None:
+        self._engine = engine
+        self.id = bp_id
+        self.pid = pid
+        self.address = address
+        self.access = access
+        self.size = size
+        self.one_shot = one_shot
+        self.hit_count = 0
+        self._enabled = True
+        self.is_valid = True
+        #: The target's record (a Site or a HardwareSlot) while inserted.
+        self.placement: Any = None
+        #: Free for the console (commands to run on a hit).
+        self.command = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._engine.set_breakpoint_enabled(self, bool(value))
+
+    def __repr__(self) -> str:
+        kind = "sw" if self.access is None else f"hw {self.access} {self.size}"
+        return f"<Breakpoint {self.id} {kind} {self.address:#x} hits={self.hit_count} enabled={self._enabled}>"
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionInfo:
+    """A signal reported as an exception (first or second chance)."""
+
+    signal: int
+    address: int
+    first_chance: bool
+    pid: int
+    tid: int
+
+    @property
+    def code(self) -> int:
+        """The exception code cdb shows: the signal number."""
+        return self.signal
+
+
+@dataclass(frozen=True, slots=True)
+class LastEvent:
+    """What the last event the engine processed was (``.lastevent``)."""
+
+    kind: str
+    pid: int
+    tid: int
+    description: str
+    breakpoint_id: int | None = None
+    signal: int = 0

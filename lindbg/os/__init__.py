@@ -1,0 +1,1 @@
+"""Thin operating-system bindings (Linux only for now)."""

@@ -1,0 +1,82 @@
+"""Target memory: process_vm_readv for reads, /proc/PID/mem for writes.
+
+``process_vm_readv`` cannot write to read-only mappings (code), while
+/proc/PID/mem can (the kernel forces the access for a tracer), so writes go
+there; reads fall back to it when process_vm_readv is refused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from lindbg.os.linux.libc import libc
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+_readv = libc.process_vm_readv
+_readv.argtypes = (
+    ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.c_ulong,
+)  # fmt: skip
+_readv.restype = ctypes.c_ssize_t
+
+
+class ProcessMemory:
+    """Reads and writes the memory of one process.
+
+    A short read (the range crosses into unmapped memory) returns the bytes
+    that could be read; the caller decides whether that is an error.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._fd: int | None = None
+        self._buf = ctypes.create_string_buffer(1 << 16)
+        self._local = _IoVec(ctypes.addressof(self._buf), 0)
+        self._remote = _IoVec(0, 0)
+        self._local_ref = ctypes.byref(self._local)
+        self._remote_ref = ctypes.byref(self._remote)
+
+    def _mem_fd(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+        return self._fd
+
+    def read(self, address: int, size: int) -> bytes:
+        """Read up to ``size`` bytes at ``address``; fewer if memory ends."""
+        if size <= 0:
+            return b""
+        if size > len(self._buf):
+            self._buf = ctypes.create_string_buffer(size)
+            self._local.iov_base = ctypes.addressof(self._buf)
+        self._local.iov_len = size
+        self._remote.iov_base = address
+        self._remote.iov_len = size
+        got = _readv(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
+        if got == size:
+            return self._buf.raw[:size]
+        if got > 0:
+            return self._buf.raw[:got] + self._read_proc(address + got, size - got)
+        return self._read_proc(address, size)
+
+    def _read_proc(self, address: int, size: int) -> bytes:
+        try:
+            return os.pread(self._mem_fd(), size, address)
+        except OSError:
+            return b""
+
+    def write(self, address: int, data: bytes) -> int:
+        """Write ``data`` at ``address``; return how many bytes were written."""
+        try:
+            return os.pwrite(self._mem_fd(), data, address)
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        """Release the /proc/PID/mem descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

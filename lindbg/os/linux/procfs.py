@@ -1,0 +1,47 @@
+"""Small /proc readers: threads of a process, signal dispositions, state."""
+
+from __future__ import annotations
+
+import os
+
+
+def thread_ids(pid: int) -> list[int]:
+    """The thread ids of ``pid`` from /proc/PID/task (leader first)."""
+    tids = sorted(int(name) for name in os.listdir(f"/proc/{pid}/task"))
+    if pid in tids:
+        tids.remove(pid)
+        tids.insert(0, pid)
+    return tids
+
+
+def status_fields(pid: int) -> dict[str, str]:
+    """/proc/PID/status as a dict of its ``Key:\tvalue`` lines."""
+    fields: dict[str, str] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def signal_is_caught_or_ignored(pid: int, signo: int) -> bool:
+    """True if ``pid`` has a handler for ``signo`` or ignores it."""
+    try:
+        fields = status_fields(pid)
+    except OSError:
+        return False
+    bit = 1 << (signo - 1)
+    return bool((int(fields.get("SigCgt", "0"), 16) | int(fields.get("SigIgn", "0"), 16)) & bit)
+
+
+def process_exists(pid: int) -> bool:
+    """True while /proc/PID exists (a zombie counts as existing)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
+def executable(pid: int) -> str:
+    """The path of the program ``pid`` runs, or '' if it cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""

@@ -1,0 +1,1 @@
+"""What the engine debugs, one package per kind, all behind ``Target``."""

@@ -1,0 +1,93 @@
+"""Register access by name for a stopped thread: general registers from the
+cached ``UserRegs``, sub-registers and flags derived from them, and the
+x87/SSE/AVX state read on demand (it is not on the hot path)."""
+
+from __future__ import annotations
+
+import struct
+
+from lindbg.arch import x86_64
+from lindbg.arch.x86_64 import FLAG_BITS, GENERAL_REGISTERS, REGISTER_ALIASES, SUB_REGISTERS, UserRegs
+from lindbg.errors import InvalidOperationError
+from lindbg.os.linux import ptrace as pt
+
+_GENERAL = frozenset(GENERAL_REGISTERS)
+_MASK64 = (1 << 64) - 1
+_XSTATE_SIZE = 4096
+
+
+def canonical(name: str) -> str:
+    """Lower-case ``name``, strip a leading ``@``/``$`` and resolve aliases."""
+    name = name.lower().lstrip("@")
+    return REGISTER_ALIASES.get(name, name)
+
+
+def read(name: str, regs: UserRegs, tid: int) -> int:
+    """Value of register ``name``; ``regs`` holds the thread's general registers.
+
+    Raises:
+        InvalidOperationError: no register has that name (the message names it).
+    """
+    key = canonical(name)
+    if key in _GENERAL:
+        return int(getattr(regs, key))
+    sub = SUB_REGISTERS.get(key)
+    if sub is not None:
+        full, shift, width = sub
+        return (int(getattr(regs, full)) >> shift) & ((1 << width) - 1)
+    bit = FLAG_BITS.get(key)
+    if bit is not None:
+        return (int(regs.eflags) >> bit) & 1
+    return _read_extended(key, tid)
+
+
+def write(name: str, regs: UserRegs, value: int) -> None:
+    """Set register ``name`` in ``regs`` (general registers, sub-registers, flags).
+
+    Raises:
+        InvalidOperationError: unknown register, or one that cannot be written here.
+    """
+    key = canonical(name)
+    if key in _GENERAL:
+        setattr(regs, key, value & _MASK64)
+        return
+    sub = SUB_REGISTERS.get(key)
+    if sub is not None:
+        full, shift, width = sub
+        mask = ((1 << width) - 1) << shift
+        old = int(getattr(regs, full))
+        new = (old & ~mask) | ((value << shift) & mask)
+        if width == 32 and shift == 0:
+            new = value & 0xFFFFFFFF  # writing a 32-bit register zero-extends
+        setattr(regs, full, new & _MASK64)
+        return
+    bit = FLAG_BITS.get(key)
+    if bit is not None:
+        flags = int(regs.eflags)
+        regs.eflags = (flags | (1 << bit)) if value & 1 else (flags & ~(1 << bit))
+        return
+    raise InvalidOperationError(f"register '{name}' cannot be written")
+
+
+def _read_extended(key: str, tid: int) -> int:
+    if key.startswith("xmm") and key[3:].isdigit() and int(key[3:]) < 16:
+        index = int(key[3:])
+        fp = pt.getfpregs(tid)
+        words = fp.xmm_space[index * 4 : index * 4 + 4]
+        return int.from_bytes(struct.pack("<4I", *words), "little")
+    if key.startswith("ymm") and key[3:].isdigit() and int(key[3:]) < 16:
+        index = int(key[3:])
+        low = _read_extended(f"xmm{index}", tid)
+        xstate = pt.getregset(tid, x86_64.NT_X86_XSTATE, _XSTATE_SIZE)
+        start = x86_64.XSAVE_YMM_HI_OFFSET + 16 * index
+        high = int.from_bytes(xstate[start : start + 16], "little") if len(xstate) >= start + 16 else 0
+        return low | (high << 128)
+    if key.startswith("st") and key[2:].isdigit() and int(key[2:]) < 8:
+        index = int(key[2:])
+        fp = pt.getfpregs(tid)
+        words = fp.st_space[index * 4 : index * 4 + 4]
+        return int.from_bytes(struct.pack("<4I", *words)[:10], "little")
+    if key in ("mxcsr", "fpcw", "fpsw", "fptw"):
+        fp = pt.getfpregs(tid)
+        return int({"mxcsr": fp.mxcsr, "fpcw": fp.cwd, "fpsw": fp.swd, "fptw": fp.ftw}[key])
+    raise InvalidOperationError(f"bad register '{key}'")

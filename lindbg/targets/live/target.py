@@ -1,0 +1,823 @@
+"""Live processes on ptrace: the all-stop model.
+
+Strategy. Every tracee is *seized* (PTRACE_SEIZE), launched ones too (the
+child stops itself before execve and the engine thread seizes it), so that
+stopping threads uses PTRACE_INTERRUPT and never queues a SIGSTOP that could
+leak into the program after a detach. When one thread reports an event, every
+other running thread is interrupted and waited for before the event is
+returned (all-stop); events those threads report meanwhile are kept in
+``_deferred`` and returned by later ``wait_event`` calls without resuming,
+except breakpoint hits, which are rewound (the thread re-hits the int3 when it
+runs again, so nothing is lost if the breakpoint is removed in between).
+
+The hot path is a breakpoint hit on a thread followed by ``resume``: one
+waitpid, one GETREGS, then the displaced instruction is emulated (registers
+and at most one stack write) and the thread continues: one ptrace stop per hit.
+Instructions that cannot be emulated fall back to restore, single-step,
+re-insert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections import deque
+
+from lindbg.arch import x86_64
+from lindbg.arch.x86_64 import BREAKPOINT_INSTRUCTION, UserRegs
+from lindbg.arch.x86_64_displaced import plan_displaced
+from lindbg.errors import InvalidOperationError, MemoryAccessError, TargetAccessError
+from lindbg.os.linux import procfs
+from lindbg.os.linux import ptrace as pt
+from lindbg.targets.base import EventKind, ResumeMode, Target, TargetEvent
+from lindbg.targets.live import registers
+from lindbg.targets.live.state import HardwareSlot, LiveProcess, LiveThread, Site, ThreadState
+
+_BASE_OPTIONS = (
+    pt.PTRACE_O_TRACECLONE
+    | pt.PTRACE_O_TRACEFORK
+    | pt.PTRACE_O_TRACEVFORK
+    | pt.PTRACE_O_TRACEEXEC
+    | pt.PTRACE_O_TRACEEXIT
+)
+_WAIT_ALL = pt.WALL
+_STOP_SIGNALS = frozenset(int(s) for s in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
+_INT3 = BREAKPOINT_INSTRUCTION
+
+
+class LiveTarget(Target):
+    """Every process the engine debugs through ptrace (one per engine).
+
+    Must be used from one thread only: the thread that created it is the
+    tracer of every process it launches or attaches.
+    """
+
+    def __init__(self) -> None:
+        self.processes: dict[int, LiveProcess] = {}
+        self._threads: dict[int, LiveThread] = {}
+        self._deferred: deque[tuple[int, int]] = deque()
+        #: Events already decided (a finished single step) waiting to be reported.
+        self._ready: deque[TargetEvent] = deque()
+        #: Statuses of tids whose creation event has not been seen yet.
+        self._early: dict[int, int] = {}
+        #: True between resume() and the next reported event.
+        self.running = False
+        self._interrupt_requested = False
+        #: Set when a followed vfork child should not be followed (ONLY_THIS_PROCESS).
+        self.follow_forks = True
+        self._popen_like: dict[int, object] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def launch(
+        self,
+        argv: list[str],
+        env: dict[str, str] | None,
+        cwd: str | None,
+        stdio: tuple[int | None, int | None, int | None] = (None, None, None),
+    ) -> int:
+        """Start ``argv`` traced and stopped at its first instruction; return its pid.
+
+        Raises:
+            TargetAccessError: the program could not be started (message names it).
+        """
+        if not argv:
+            raise InvalidOperationError("create_process: empty command line")
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        program = argv[0]
+        environment = dict(os.environ) if env is None else env
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.close(read_end)
+                for target_fd, fd in enumerate(stdio):
+                    if fd is not None:
+                        os.dup2(fd, target_fd)
+                if cwd is not None:
+                    os.chdir(cwd)
+                os.kill(os.getpid(), signal.SIGSTOP)
+                if "/" in program:
+                    os.execve(program, argv, environment)
+                os.execvpe(program, argv, environment)
+            except OSError as error:
+                os.write(write_end, f"{error.errno}".encode())
+            os._exit(127)
+        os.close(write_end)
+        try:
+            _, status = _wait_blocking(pid, pt.WUNTRACED)
+            if not pt.is_stopped(status):
+                raise TargetAccessError(f"cannot start '{program}': it exited before it could be traced", pid)
+            pt.seize(pid, _BASE_OPTIONS | pt.PTRACE_O_EXITKILL)
+            os.kill(pid, signal.SIGCONT)
+            while True:
+                _, status = _wait_blocking(pid, _WAIT_ALL)
+                if not pt.is_stopped(status):
+                    failure = os.read(read_end, 64).decode() or "0"
+                    message = os.strerror(int(failure)) if failure != "0" else "it exited at once"
+                    raise TargetAccessError(f"cannot start '{program}': {message}", pid)
+                if pt.event_of(status) == pt.PTRACE_EVENT_EXEC:
+                    break
+                pt.cont(pid, 0)  # the group-stop trap and the SIGCONT stop
+        finally:
+            os.close(read_end)
+        process = LiveProcess(pid, launched=True)
+        self._add_process(process)
+        self._add_thread(process, pid, ThreadState.STOPPED)
+        return pid
+
+    def attach(self, pid: int) -> int:
+        """Seize every thread of ``pid`` and stop them all; return ``pid``.
+
+        Raises:
+            TargetAccessError: no such process, or ptrace refused (message says why).
+        """
+        if pid in self.processes:
+            raise InvalidOperationError(f"process {pid} is already being debugged")
+        if not procfs.process_exists(pid):
+            raise TargetAccessError(f"cannot attach to process {pid}: no such process", pid)
+        process = LiveProcess(pid, launched=False)
+        seized: set[int] = set()
+        try:
+            while True:  # threads may be created while we attach
+                fresh = [tid for tid in procfs.thread_ids(pid) if tid not in seized]
+                if not fresh:
+                    break
+                for tid in fresh:
+                    try:
+                        pt.seize(tid, _BASE_OPTIONS)
+                    except OSError as error:
+                        if tid == pid:
+                            raise TargetAccessError(
+                                f"cannot attach to process {pid}: {error.strerror}", pid
+                            ) from error
+                        continue  # the thread exited meanwhile
+                    seized.add(tid)
+                    pt.interrupt(tid)
+        except OSError as error:
+            raise TargetAccessError(f"cannot attach to process {pid}: {error}", pid) from error
+        self._add_process(process)
+        for tid in seized:
+            thread = self._add_thread(process, tid, ThreadState.RUNNING)
+            thread.interrupt_pending = True
+        self._wait_until_stopped([self._threads[tid] for tid in seized])
+        return pid
+
+    def _add_process(self, process: LiveProcess) -> None:
+        self.processes[process.pid] = process
+
+    def _add_thread(self, process: LiveProcess, tid: int, state: ThreadState) -> LiveThread:
+        thread = LiveThread(tid, process, state)
+        process.threads[tid] = thread
+        self._threads[tid] = thread
+        early = self._early.pop(tid, None)
+        if early is not None and state is ThreadState.NEW:
+            thread.state = ThreadState.STOPPED  # its first stop came before its parent's event
+        if process.dr7:
+            self._apply_debug_registers_to(thread)
+        return thread
+
+    # --------------------------------------------------------------- queries
+
+    def process_ids(self) -> list[int]:
+        return list(self.processes)
+
+    def thread_ids(self, pid: int) -> list[int]:
+        return list(self._process(pid).threads)
+
+    def _process(self, pid: int) -> LiveProcess:
+        process = self.processes.get(pid)
+        if process is None:
+            raise InvalidOperationError(f"process {pid} is not being debugged")
+        return process
+
+    def _thread(self, tid: int) -> LiveThread:
+        thread = self._threads.get(tid)
+        if thread is None:
+            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        return thread
+
+    # ---------------------------------------------------------------- events
+
+    def request_interrupt(self) -> None:
+        """Stop the running target at the next ``wait_event`` (engine thread)."""
+        self._interrupt_requested = True
+
+    def wait_event(self) -> TargetEvent | None:
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            if self._deferred:
+                tid, status = self._deferred.popleft()
+                event = self._on_status(tid, status)
+                if event is not None:
+                    self._stop_all()
+                    return event
+                continue
+            if self._interrupt_requested:
+                self._interrupt_requested = False
+                if self.running:
+                    event = self._break_in()
+                    if event is not None:
+                        return event
+                    continue
+            if not self._threads:
+                return None
+            try:
+                tid, status = pt.waitpid(-1, _WAIT_ALL)
+            except InterruptedError:
+                return None
+            except ChildProcessError:
+                return self._all_gone()
+            event = self._on_status(tid, status)
+            if event is not None:
+                self._stop_all()
+                return event
+
+    def _all_gone(self) -> TargetEvent | None:
+        """waitpid says there is nothing left: report every process as gone."""
+        for pid in list(self.processes):
+            return self._process_gone(self.processes[pid], 0)
+        return None
+
+    def _break_in(self) -> TargetEvent | None:
+        first = next((t for t in self._threads.values() if t.state is not ThreadState.NEW), None)
+        if first is None:
+            return None
+        self._stop_all()
+        self.running = False
+        return TargetEvent(EventKind.INTERRUPT, first.process.pid, first.tid)
+
+    def _on_status(self, tid: int, status: int) -> TargetEvent | None:
+        """Turn one raw wait status into an event, or handle it silently (None)."""
+        thread = self._threads.get(tid)
+        if thread is None:
+            self._early[tid] = status  # a new thread/process ahead of its creation event
+            return None
+        process = thread.process
+        if not pt.is_stopped(status):
+            return self._thread_gone(thread, status)
+        thread.regs_valid = False
+        previous = thread.state
+        thread.state = ThreadState.STOPPED
+        sig = pt.stop_signal(status)
+        event = pt.event_of(status)
+        if event == 0:
+            if sig == pt.SIGTRAP:
+                return self._on_sigtrap(thread)
+            return TargetEvent(EventKind.SIGNAL, process.pid, tid, signal=sig, address=self._fault_address(tid))
+        if event == pt.PTRACE_EVENT_STOP:
+            if previous is ThreadState.NEW:
+                return self._resume_quietly(thread)
+            if thread.interrupt_pending:
+                thread.interrupt_pending = False
+                return self._resume_quietly(thread)
+            # a group-stop (SIGSTOP delivered to the program) or a stale trap:
+            # the debugger keeps the program running (documented in docs/engine.md)
+            return self._resume_quietly(thread)
+        if event == pt.PTRACE_EVENT_CLONE:
+            new_tid = pt.geteventmsg(tid)
+            self._add_thread(process, new_tid, ThreadState.NEW)
+            return TargetEvent(EventKind.CREATE_THREAD, process.pid, tid, new_id=new_tid)
+        if event in (pt.PTRACE_EVENT_FORK, pt.PTRACE_EVENT_VFORK):
+            return self._on_fork(thread, pt.geteventmsg(tid), vfork=event == pt.PTRACE_EVENT_VFORK)
+        if event == pt.PTRACE_EVENT_EXEC:
+            return self._on_exec(thread, pt.geteventmsg(tid))
+        if event == pt.PTRACE_EVENT_EXIT:
+            code = pt.exit_code_of(pt.geteventmsg(tid))
+            thread.state = ThreadState.EXITING
+            if tid == process.pid and not process.exit_reported:
+                process.exit_reported = True
+                process.exit_code = code
+                return TargetEvent(EventKind.EXIT_PROCESS, process.pid, tid, code=code)
+            if process.exit_reported:
+                return self._resume_quietly(thread)
+            return TargetEvent(EventKind.EXIT_THREAD, process.pid, tid, code=code)
+        if event == pt.PTRACE_EVENT_VFORK_DONE:
+            return self._resume_quietly(thread)
+        return self._resume_quietly(thread)
+
+    def _on_sigtrap(self, thread: LiveThread) -> TargetEvent | None:
+        process = thread.process
+        regs = self._regs(thread)
+        site = process.sites.get(regs.rip - 1)
+        if site is not None and site.inserted:
+            regs.rip -= 1
+            thread.regs_dirty = True
+            return TargetEvent(EventKind.BREAKPOINT, process.pid, thread.tid, address=site.address, sites=site.owners)
+        if process.dr7:
+            dr6 = pt.peekuser(thread.tid, x86_64.debugreg_offset(6))
+            for slot_index in range(x86_64.DEBUG_REGISTER_SLOTS):
+                slot = process.hw_slots[slot_index]
+                if dr6 & (1 << slot_index) and slot is not None:
+                    pt.pokeuser(thread.tid, x86_64.debugreg_offset(6), 0)
+                    return TargetEvent(
+                        EventKind.BREAKPOINT, process.pid, thread.tid, address=slot.address, sites=slot.owners
+                    )
+        return TargetEvent(
+            EventKind.SIGNAL, process.pid, thread.tid, signal=pt.SIGTRAP, address=self._fault_address(thread.tid)
+        )
+
+    def _fault_address(self, tid: int) -> int:
+        try:
+            return int(pt.getsiginfo(tid).si_addr)
+        except OSError:
+            return 0
+
+    def _on_fork(self, thread: LiveThread, child_pid: int, *, vfork: bool) -> TargetEvent | None:
+        parent = thread.process
+        child = LiveProcess(child_pid, launched=False, parent=parent)
+        if vfork:
+            child.sites = parent.sites  # one address space until the child execs
+        else:
+            child.sites = {address: _copy_site(site) for address, site in parent.sites.items()}
+        self._add_process(child)
+        self._add_thread(child, child_pid, ThreadState.NEW)
+        if not self.follow_forks:
+            self._drop_child(child, vfork=vfork)
+            return self._resume_quietly(thread)
+        return TargetEvent(EventKind.CREATE_PROCESS, child_pid, child_pid, new_id=child_pid, code=parent.pid)
+
+    def _drop_child(self, child: LiveProcess, *, vfork: bool) -> None:
+        """Let a fork child we do not follow run free, without our int3 bytes."""
+        thread = child.threads[child.pid]
+        self._wait_until_stopped([thread])
+        if not vfork:
+            for site in child.sites.values():
+                if site.inserted:
+                    child.memory.write(site.address, site.original)
+        # a vfork child shares the parent's memory: its int3 bytes stay; a hit
+        # there before exec would kill it, which is why ONLY_THIS_PROCESS keeps
+        # vfork children traced until exec (see _on_exec) rather than here
+        if vfork:
+            return
+        with contextlib.suppress(OSError):
+            pt.detach(child.pid, 0)
+        self._forget_process(child)
+
+    def _on_exec(self, thread: LiveThread, former_tid: int) -> TargetEvent | None:
+        process = thread.process
+        # the exec'ing thread takes over the leader's tid; the others are gone
+        for other in list(process.threads.values()):
+            if other.tid != process.pid:
+                self._threads.pop(other.tid, None)
+                del process.threads[other.tid]
+        if process.pid not in process.threads:
+            self._threads.pop(thread.tid, None)
+            self._add_thread(process, process.pid, ThreadState.STOPPED)
+        process.sites = {}
+        process.hw_slots = [None, None, None, None]
+        process.dr7 = 0
+        process.exec_count += 1
+        process.memory.close()
+        if process.parent is not None and not self.follow_forks:
+            # a vfork child we kept only while it shared memory: let it go now
+            with contextlib.suppress(OSError):
+                pt.detach(process.pid, 0)
+            self._forget_process(process)
+            return None
+        return TargetEvent(EventKind.EXEC, process.pid, process.pid)
+
+    def _thread_gone(self, thread: LiveThread, status: int) -> TargetEvent | None:
+        process = thread.process
+        self._threads.pop(thread.tid, None)
+        process.threads.pop(thread.tid, None)
+        if thread.tid == process.pid or not process.threads:
+            return self._process_gone(process, status)
+        return None
+
+    def _process_gone(self, process: LiveProcess, status: int) -> TargetEvent:
+        code = pt.exit_code_of(status) if process.exit_code is None else process.exit_code
+        process.exit_code = code
+        for tid in list(process.threads):
+            self._threads.pop(tid, None)
+        process.threads.clear()
+        self._forget_process(process)
+        return TargetEvent(EventKind.PROCESS_GONE, process.pid, process.pid, code=code)
+
+    def _forget_process(self, process: LiveProcess) -> None:
+        for tid in list(process.threads):
+            self._threads.pop(tid, None)
+        self.processes.pop(process.pid, None)
+        process.memory.close()
+        process.gone = True
+
+    def _resume_quietly(self, thread: LiveThread) -> None:
+        """An internal stop: if the target is meant to run, let this thread go on."""
+        if self.running:
+            self._continue_thread(thread, 0)
+        return None
+
+    # ------------------------------------------------------------- all-stop
+
+    def _stop_all(self) -> None:
+        """Interrupt every running thread and wait until all are stopped."""
+        self.running = False
+        waiting = []
+        for thread in self._threads.values():
+            if thread.state is ThreadState.RUNNING:
+                try:
+                    pt.interrupt(thread.tid)
+                except OSError:
+                    continue  # it is exiting; its exit status will come
+                thread.interrupt_pending = True
+                waiting.append(thread)
+            elif thread.state is ThreadState.NEW:
+                waiting.append(thread)
+        if waiting:
+            self._wait_until_stopped(waiting)
+
+    def _wait_until_stopped(self, threads: list[LiveThread]) -> None:
+        for thread in threads:
+            while thread.state in (ThreadState.RUNNING, ThreadState.NEW) and thread.tid in self._threads:
+                try:
+                    tid, status = _wait_blocking(thread.tid, _WAIT_ALL)
+                except ChildProcessError:
+                    self._thread_gone(thread, 0)
+                    break
+                self._on_status_while_stopping(thread, status)
+
+    def _on_status_while_stopping(self, thread: LiveThread, status: int) -> None:
+        if not pt.is_stopped(status):
+            self._deferred.append((thread.tid, status))
+            thread.state = ThreadState.STOPPED  # gone: the deferred status removes it
+            return
+        previous = thread.state
+        thread.state = ThreadState.STOPPED
+        thread.regs_valid = False
+        event = pt.event_of(status)
+        if event == pt.PTRACE_EVENT_STOP and (thread.interrupt_pending or previous is ThreadState.NEW):
+            thread.interrupt_pending = False
+            return
+        if event == 0 and pt.stop_signal(status) == pt.SIGTRAP:
+            regs = self._regs(thread)
+            site = thread.process.sites.get(regs.rip - 1)
+            if site is not None and site.inserted:
+                regs.rip -= 1  # rewind: it hits again when resumed
+                thread.regs_dirty = True
+                return
+        self._deferred.append((thread.tid, status))
+
+    # ---------------------------------------------------------------- resume
+
+    def resume(self, mode: ResumeMode, tid: int, signal: int) -> None:
+        if self._deferred or self._ready:
+            self.running = True
+            return  # report what is queued before anything runs again
+        if mode is ResumeMode.STEP:
+            thread = self._thread(tid)
+            thread.pending_signal = signal
+            self._step_thread(thread)
+            self.running = True
+            return
+        self.running = True
+        for thread in list(self._threads.values()):
+            if thread.state is ThreadState.STOPPED or thread.state is ThreadState.EXITING:
+                sig = signal if thread.tid == tid else thread.pending_signal
+                thread.pending_signal = 0
+                self._continue_thread(thread, sig)
+            if self._deferred:
+                return
+
+    def _continue_thread(self, thread: LiveThread, sig: int) -> None:
+        tid = thread.tid
+        if thread.regs_valid:
+            regs = thread.regs
+            site = thread.process.sites.get(regs.rip)
+            if site is not None and site.inserted and thread.state is not ThreadState.EXITING:
+                if not self._step_over_site(thread, site, regs):
+                    return  # the step reported something else: deferred
+            if thread.regs_dirty:
+                pt.setregs(tid, thread.regs)
+                thread.regs_dirty = False
+            thread.regs_valid = False
+        thread.state = ThreadState.RUNNING
+        try:
+            pt.cont(tid, sig)
+        except ProcessLookupError:
+            thread.state = ThreadState.EXITING  # killed meanwhile: its exit status follows
+
+    def _step_over_site(self, thread: LiveThread, site: Site, regs: UserRegs) -> bool:
+        """Move ``thread`` past the int3 at ``site``; False if it stopped for another reason."""
+        plan = site.plan
+        if plan is not None:
+            write = plan.apply(regs)
+            thread.regs_dirty = True
+            if write is not None:
+                address, data = write
+                if thread.process.memory.write(address, data) != len(data):
+                    raise MemoryAccessError(f"cannot write the stack at {address:#x}", address, thread.process.pid)
+            return True
+        return self._single_step_over(thread, site)
+
+    def _single_step_over(self, thread: LiveThread, site: Site) -> bool:
+        memory = thread.process.memory
+        memory.write(site.address, site.original)
+        try:
+            status = self._raw_single_step(thread)
+        finally:
+            if site.inserted and not thread.process.gone:
+                memory.write(site.address, _INT3)
+        if pt.is_stopped(status) and pt.event_of(status) == 0 and pt.stop_signal(status) == pt.SIGTRAP:
+            thread.state = ThreadState.STOPPED
+            return True
+        self._deferred.append((thread.tid, status))
+        thread.state = ThreadState.STOPPED
+        return False
+
+    def _raw_single_step(self, thread: LiveThread) -> int:
+        if thread.regs_dirty:
+            pt.setregs(thread.tid, thread.regs)
+            thread.regs_dirty = False
+        thread.regs_valid = False
+        pt.singlestep(thread.tid, 0)
+        while True:
+            tid, status = _wait_blocking(thread.tid, _WAIT_ALL)
+            if pt.is_stopped(status) and pt.event_of(status) == pt.PTRACE_EVENT_STOP and thread.interrupt_pending:
+                thread.interrupt_pending = False
+                pt.singlestep(thread.tid, 0)
+                continue
+            return status
+
+    def _step_thread(self, thread: LiveThread) -> None:
+        """Single-step ``thread`` alone (the others stay stopped)."""
+        sig = thread.pending_signal
+        thread.pending_signal = 0
+        regs = self._regs(thread)
+        site = thread.process.sites.get(regs.rip)
+        memory = thread.process.memory
+        restored = site is not None and site.inserted
+        if restored:
+            assert site is not None
+            memory.write(site.address, site.original)
+        if thread.regs_dirty:
+            pt.setregs(thread.tid, thread.regs)
+            thread.regs_dirty = False
+        thread.regs_valid = False
+        thread.state = ThreadState.RUNNING
+        pt.singlestep(thread.tid, sig)
+        _, status = _wait_blocking(thread.tid, _WAIT_ALL)
+        if restored:
+            assert site is not None
+            if not thread.process.gone:
+                memory.write(site.address, _INT3)
+        if pt.is_stopped(status) and pt.event_of(status) == 0 and pt.stop_signal(status) == pt.SIGTRAP:
+            thread.state = ThreadState.STOPPED
+            self._ready.append(TargetEvent(EventKind.STEP, thread.process.pid, thread.tid))
+            return
+        self._deferred.appendleft((thread.tid, status))
+
+    # ------------------------------------------------------------ breakpoints
+
+    def insert_site(self, pid: int, address: int) -> Site:
+        """Insert (or reuse) the int3 at ``address`` of ``pid``.
+
+        Raises:
+            MemoryAccessError: the address is not mapped or not writable.
+        """
+        process = self._process(pid)
+        site = process.sites.get(address)
+        if site is not None and site.inserted:
+            return site
+        original = process.memory.read(address, 16)
+        if not original:
+            raise MemoryAccessError(
+                f"cannot set a breakpoint at {address:#x} in process {pid}: memory not readable", address, pid
+            )
+        if site is None:
+            site = Site(address, original[:1], plan_displaced(original, address))
+            process.sites[address] = site
+        if process.memory.write(address, _INT3) != 1:
+            del process.sites[address]
+            raise MemoryAccessError(
+                f"cannot set a breakpoint at {address:#x} in process {pid}: memory not writable", address, pid
+            )
+        site.inserted = True
+        return site
+
+    def remove_site(self, pid: int, address: int) -> None:
+        """Put the original byte back at ``address`` and forget the site."""
+        process = self.processes.get(pid)
+        if process is None:
+            return
+        site = process.sites.pop(address, None)
+        if site is not None and site.inserted:
+            site.inserted = False
+            process.memory.write(address, site.original)
+
+    def set_hardware(self, pid: int, address: int, kind: x86_64.WatchKind, size: int) -> HardwareSlot:
+        """Program a free debug register of every thread of ``pid``.
+
+        Raises:
+            InvalidOperationError: all four debug registers are in use.
+        """
+        process = self._process(pid)
+        for index, slot in enumerate(process.hw_slots):
+            if slot is not None and slot.address == address and slot.kind == kind and slot.size == size:
+                return slot
+        for index, slot in enumerate(process.hw_slots):
+            if slot is None:
+                new_slot = HardwareSlot(address, int(kind), size)
+                process.hw_slots[index] = new_slot
+                process.dr7 = x86_64.dr7_enable(process.dr7, index, kind, size)
+                for thread in process.threads.values():
+                    self._apply_debug_registers_to(thread)
+                return new_slot
+        raise InvalidOperationError(f"all {x86_64.DEBUG_REGISTER_SLOTS} debug registers of process {pid} are in use")
+
+    def clear_hardware(self, pid: int, slot_to_clear: HardwareSlot) -> None:
+        """Free the debug register holding ``slot_to_clear``."""
+        process = self.processes.get(pid)
+        if process is None:
+            return
+        for index, slot in enumerate(process.hw_slots):
+            if slot is slot_to_clear:
+                process.hw_slots[index] = None
+                process.dr7 = x86_64.dr7_disable(process.dr7, index)
+                for thread in process.threads.values():
+                    self._apply_debug_registers_to(thread)
+
+    def _apply_debug_registers_to(self, thread: LiveThread) -> None:
+        if thread.state is ThreadState.NEW:
+            return
+        process = thread.process
+        try:
+            pt.pokeuser(thread.tid, x86_64.debugreg_offset(7), 0)
+            for index, slot in enumerate(process.hw_slots):
+                if slot is not None:
+                    pt.pokeuser(thread.tid, x86_64.debugreg_offset(index), slot.address)
+            if process.dr7:
+                pt.pokeuser(thread.tid, x86_64.debugreg_offset(7), process.dr7)
+        except OSError as error:
+            raise TargetAccessError(
+                f"cannot program the debug registers of thread {thread.tid}: {error.strerror}", process.pid, thread.tid
+            ) from error
+
+    # ------------------------------------------------------- memory, registers
+
+    def read_memory(self, pid: int, address: int, size: int) -> bytes:
+        process = self._process(pid)
+        data = process.memory.read(address, size)
+        if len(data) < size:
+            bad = address + len(data)
+            raise MemoryAccessError(f"memory access error at {bad:#x} (process {pid})", bad, pid)
+        if process.sites:
+            end = address + size
+            patched = None
+            for site in process.sites.values():
+                if site.inserted and address <= site.address < end:
+                    if patched is None:
+                        patched = bytearray(data)
+                    patched[site.address - address] = site.original[0]
+            if patched is not None:
+                return bytes(patched)
+        return data
+
+    def write_memory(self, pid: int, address: int, data: bytes) -> None:
+        process = self._process(pid)
+        payload = bytearray(data)
+        end = address + len(data)
+        for site in process.sites.values():
+            if site.inserted and address <= site.address < end:
+                offset = site.address - address
+                site.original = bytes(payload[offset : offset + 1])
+                site.plan = plan_displaced(bytes(payload[offset : offset + 16]), site.address)
+                payload[offset] = _INT3[0]
+        written = process.memory.write(address, bytes(payload))
+        if written < len(data):
+            bad = address + max(written, 0)
+            raise MemoryAccessError(f"memory access error at {bad:#x} (process {pid})", bad, pid)
+
+    def _regs(self, thread: LiveThread) -> UserRegs:
+        if not thread.regs_valid:
+            pt.getregs(thread.tid, thread.regs)
+            thread.regs_valid = True
+            thread.regs_dirty = False
+        return thread.regs
+
+    def _stopped_thread(self, tid: int) -> LiveThread:
+        thread = self._thread(tid)
+        if thread.state in (ThreadState.RUNNING, ThreadState.NEW):
+            raise InvalidOperationError(f"thread {tid} is running")
+        return thread
+
+    def get_register(self, tid: int, name: str) -> int:
+        thread = self._stopped_thread(tid)
+        try:
+            return registers.read(name, self._regs(thread), tid)
+        except OSError as error:
+            raise TargetAccessError(f"cannot read registers of thread {tid}: {error.strerror}", tid=tid) from error
+
+    def set_register(self, tid: int, name: str, value: int) -> None:
+        thread = self._stopped_thread(tid)
+        registers.write(name, self._regs(thread), value)
+        thread.regs_dirty = True
+
+    def general_registers(self, tid: int) -> UserRegs:
+        """The cached general registers of stopped ``tid`` (do not keep the object)."""
+        return self._regs(self._stopped_thread(tid))
+
+    def mark_registers_dirty(self, tid: int) -> None:
+        """Say the caller changed the object ``general_registers`` returned."""
+        self._thread(tid).regs_dirty = True
+
+    def set_pending_signal(self, tid: int, signo: int) -> None:
+        """Deliver ``signo`` to ``tid`` when it next runs (or is detached)."""
+        self._thread(tid).pending_signal = signo
+
+    def is_at_site(self, tid: int) -> bool:
+        thread = self._stopped_thread(tid)
+        site = thread.process.sites.get(self._regs(thread).rip)
+        return site is not None and site.inserted
+
+    # ---------------------------------------------------------------- endings
+
+    def detach_process(self, pid: int) -> None:
+        """Remove our marks from ``pid`` and let it run free (target stopped)."""
+        process = self._process(pid)
+        for site in list(process.sites.values()):
+            if site.inserted and (process.parent is None or process.sites is not process.parent.sites):
+                process.memory.write(site.address, site.original)
+                site.inserted = False
+        if process.dr7:
+            process.hw_slots = [None, None, None, None]
+            process.dr7 = 0
+            for thread in process.threads.values():
+                with contextlib.suppress(TargetAccessError):
+                    self._apply_debug_registers_to(thread)
+        for thread in list(process.threads.values()):
+            if thread.regs_dirty:
+                with contextlib.suppress(OSError):
+                    pt.setregs(thread.tid, thread.regs)
+            sig = thread.pending_signal
+            with contextlib.suppress(OSError):
+                pt.detach(thread.tid, sig)
+        self._drop_deferred(process)
+        self._forget_process(process)
+
+    def _drop_deferred(self, process: LiveProcess) -> None:
+        kept = deque(entry for entry in self._deferred if entry[0] not in process.threads)
+        self._deferred = kept
+
+    def kill_process(self, pid: int) -> int:
+        """SIGKILL ``pid`` and reap every thread of it; return its exit code."""
+        process = self._process(pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        self._drop_deferred(process)
+        for tid in sorted(process.threads, key=lambda t: t == pid):
+            while True:
+                try:
+                    _, status = _wait_blocking(tid, _WAIT_ALL)
+                except ChildProcessError:
+                    break
+                if not pt.is_stopped(status):
+                    if tid == pid:
+                        process.exit_code = pt.exit_code_of(status)
+                    break
+                with contextlib.suppress(OSError):
+                    pt.cont(tid, 0)
+        self._forget_process(process)
+        return process.exit_code if process.exit_code is not None else 128 + int(signal.SIGKILL)
+
+    def detach_all(self) -> None:
+        if self.running:
+            self._stop_all()
+        for pid in list(self.processes):
+            self.detach_process(pid)
+        self._deferred.clear()
+        self._ready.clear()
+        self._early.clear()
+
+    def terminate_all(self) -> None:
+        for pid in list(self.processes):
+            self.kill_process(pid)
+        self._deferred.clear()
+        self._ready.clear()
+        self._early.clear()
+        self.running = False
+
+    def restore_breakpoint_bytes(self) -> None:
+        """Best effort, from any thread, no ptrace: put original bytes back."""
+        for process in list(self.processes.values()):
+            memory = process.memory
+            for site in list(process.sites.values()):
+                if site.inserted:
+                    with contextlib.suppress(Exception):
+                        memory.write(site.address, site.original)
+
+
+def _copy_site(site: Site) -> Site:
+    copy = Site(site.address, site.original, site.plan)
+    copy.inserted = site.inserted
+    copy.owners = site.owners
+    return copy
+
+
+def _wait_blocking(pid: int, options: int) -> tuple[int, int]:
+    """waitpid for one tid, retrying when the engine's wake-up signal interrupts it."""
+    while True:
+        try:
+            return pt.waitpid(pid, options)
+        except InterruptedError:
+            continue
