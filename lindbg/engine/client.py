@@ -7,6 +7,8 @@ from other threads are carried to the engine thread through its inbox.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from typing import Any
@@ -22,8 +24,11 @@ _StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
 
 
 def _fd(spec: _StdioSpec) -> int | None:
+    """A file descriptor for ``spec``; ``subprocess.DEVNULL`` opens /dev/null."""
     if spec is None:
         return None
+    if spec == subprocess.DEVNULL:
+        return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     if isinstance(spec, int):
         return spec
     return int(spec.fileno())
@@ -112,7 +117,12 @@ class DebugClient:
             raise InvalidOperationError("process servers are not available yet")
         stdio = (_fd(stdin), _fd(stdout), _fd(stderr))
         engine = self._engine
-        return engine.call(lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio))  # type: ignore[no-any-return]
+        try:
+            return engine.call(lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio))  # type: ignore[no-any-return]
+        finally:
+            for spec, fd in zip((stdin, stdout, stderr), stdio):
+                if spec == subprocess.DEVNULL and fd is not None:
+                    os.close(fd)
 
     def attach_process(self, pid: int, server: Any = None, options: int = 0) -> Process:
         """Attach to every thread of ``pid``; returns with the target stopped."""

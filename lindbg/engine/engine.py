@@ -94,8 +94,8 @@ class Engine:
         #: Stop at process exit like cdb's final breakpoint (the console sets it).
         self.break_on_exit = False
         self.break_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
-        #: (tid, signal, first_chance) of the exception the target is stopped on.
-        self._held_signal: tuple[int, int, bool] | None = None
+        #: (tid, signal, first_chance, address) of the exception the target is stopped on.
+        self._held_signal: tuple[int, int, bool, int] | None = None
         self._step_over: _StepOverMark | None = None
         self._unusable_reason: str | None = None
         self._inboxes: dict[int, Inbox] = {}
@@ -371,7 +371,7 @@ class Engine:
             return
         held = self._held_signal
         if held is not None:
-            tid, signo, _ = held
+            tid, signo = held[0], held[1]
             self.target.set_pending_signal(tid, signo)
             self._held_signal = None
 
@@ -526,12 +526,12 @@ class Engine:
         """Resume a stopped target; True if that instead produced a new break."""
         held = self._held_signal
         if held is not None and held[2] and self.status is not Status.GO_HANDLED:
-            tid, signo, _ = held
+            tid, signo, _, address = held
             thread = self.threads.get(tid)
             pid = thread.pid if thread is not None else self.current_pid
             if self._would_kill(pid, signo):
                 self._held_signal = None
-                return self._on_signal(pid, tid, signo, 0, first_chance=False)
+                return self._on_signal(pid, tid, signo, address, first_chance=False)
         self._resume()
         return False
 
@@ -701,7 +701,7 @@ class Engine:
         if decided is Status.NO_CHANGE:
             decided = Status.BREAK if signo in self.break_signals else Status.GO_NOT_HANDLED
         if decided is Status.BREAK or decided in _STEP_STATUSES and decided is not Status.GO_HANDLED:
-            self._held_signal = (tid, signo, first_chance)
+            self._held_signal = (tid, signo, first_chance, address)
             if decided is Status.BREAK:
                 self._clear_step_over()
                 self._announce_break()
@@ -711,7 +711,7 @@ class Engine:
         elif decided in _GO_STATUSES:
             if first_chance and self._would_kill(pid, signo):
                 return self._on_signal(pid, tid, signo, address, first_chance=False)
-            self._held_signal = (tid, signo, first_chance)
+            self._held_signal = (tid, signo, first_chance, address)
         self.status = Status.GO if decided is Status.IGNORE_EVENT else decided
         self._resume()
         return False

@@ -26,6 +26,7 @@ class LiveThread:
     """One traced thread. ``regs`` is read once per stop and cached until resume."""
 
     __slots__ = (
+        "hit_site",
         "interrupt_pending",
         "pending_signal",
         "process",
@@ -47,6 +48,8 @@ class LiveThread:
         self.pending_signal = 0
         #: A PTRACE_INTERRUPT was sent and its EVENT_STOP not yet seen.
         self.interrupt_pending = False
+        #: The site whose hit was reported for this stop: resuming steps over it.
+        self.hit_site: Site | None = None
 
 
 class Site:

@@ -59,6 +59,8 @@ class LiveTarget(Target):
         self._deferred: deque[tuple[int, int]] = deque()
         #: Events already decided (a finished single step) waiting to be reported.
         self._ready: deque[TargetEvent] = deque()
+        #: A resume() postponed until the deferred statuses are reported.
+        self._postponed: tuple[ResumeMode, int, int] | None = None
         #: Statuses of tids whose creation event has not been seen yet.
         self._early: dict[int, int] = {}
         #: True between resume() and the next reported event.
@@ -107,15 +109,13 @@ class LiveTarget(Target):
         try:
             _, status = _wait_blocking(pid, pt.WUNTRACED)
             if not pt.is_stopped(status):
-                raise TargetAccessError(f"cannot start '{program}': it exited before it could be traced", pid)
+                raise TargetAccessError(f"cannot start '{program}': {_launch_failure(read_end)}", pid)
             pt.seize(pid, _BASE_OPTIONS | pt.PTRACE_O_EXITKILL)
             os.kill(pid, signal.SIGCONT)
             while True:
                 _, status = _wait_blocking(pid, _WAIT_ALL)
                 if not pt.is_stopped(status):
-                    failure = os.read(read_end, 64).decode() or "0"
-                    message = os.strerror(int(failure)) if failure != "0" else "it exited at once"
-                    raise TargetAccessError(f"cannot start '{program}': {message}", pid)
+                    raise TargetAccessError(f"cannot start '{program}': {_launch_failure(read_end)}", pid)
                 if pt.event_of(status) == pt.PTRACE_EVENT_EXEC:
                     break
                 pt.cont(pid, 0)  # the group-stop trap and the SIGCONT stop
@@ -206,13 +206,20 @@ class LiveTarget(Target):
     def wait_event(self) -> TargetEvent | None:
         while True:
             if self._ready:
+                self._stop_all()
                 return self._ready.popleft()
             if self._deferred:
                 tid, status = self._deferred.popleft()
                 event = self._on_status(tid, status)
                 if event is not None:
+                    self._postponed = None
                     self._stop_all()
                     return event
+                continue
+            if self._postponed is not None:
+                mode, tid, sig = self._postponed
+                self._postponed = None
+                self.resume(mode, tid, sig)
                 continue
             if self._interrupt_requested:
                 self._interrupt_requested = False
@@ -258,6 +265,7 @@ class LiveTarget(Target):
         if not pt.is_stopped(status):
             return self._thread_gone(thread, status)
         thread.regs_valid = False
+        thread.hit_site = None
         previous = thread.state
         thread.state = ThreadState.STOPPED
         sig = pt.stop_signal(status)
@@ -304,6 +312,7 @@ class LiveTarget(Target):
         if site is not None and site.inserted:
             regs.rip -= 1
             thread.regs_dirty = True
+            thread.hit_site = site
             return TargetEvent(EventKind.BREAKPOINT, process.pid, thread.tid, address=site.address, sites=site.owners)
         if process.dr7:
             dr6 = pt.peekuser(thread.tid, x86_64.debugreg_offset(6))
@@ -463,6 +472,7 @@ class LiveTarget(Target):
     def resume(self, mode: ResumeMode, tid: int, signal: int) -> None:
         if self._deferred or self._ready:
             self.running = True
+            self._postponed = (mode, tid, signal)
             return  # report what is queued before anything runs again
         if mode is ResumeMode.STEP:
             thread = self._thread(tid)
@@ -477,16 +487,19 @@ class LiveTarget(Target):
                 thread.pending_signal = 0
                 self._continue_thread(thread, sig)
             if self._deferred:
+                self._postponed = (ResumeMode.CONTINUE, 0, 0)
                 return
 
     def _continue_thread(self, thread: LiveThread, sig: int) -> None:
         tid = thread.tid
-        if thread.regs_valid:
-            regs = thread.regs
-            site = thread.process.sites.get(regs.rip)
-            if site is not None and site.inserted and thread.state is not ThreadState.EXITING:
+        site = thread.hit_site
+        if site is not None:
+            thread.hit_site = None
+            regs = self._regs(thread)
+            if site.inserted and regs.rip == site.address and thread.state is not ThreadState.EXITING:
                 if not self._step_over_site(thread, site, regs):
                     return  # the step reported something else: deferred
+        if thread.regs_valid:
             if thread.regs_dirty:
                 pt.setregs(tid, thread.regs)
                 thread.regs_dirty = False
@@ -541,6 +554,7 @@ class LiveTarget(Target):
 
     def _step_thread(self, thread: LiveThread) -> None:
         """Single-step ``thread`` alone (the others stay stopped)."""
+        thread.hit_site = None
         sig = thread.pending_signal
         thread.pending_signal = 0
         regs = self._regs(thread)
@@ -787,6 +801,7 @@ class LiveTarget(Target):
             self.detach_process(pid)
         self._deferred.clear()
         self._ready.clear()
+        self._postponed = None
         self._early.clear()
 
     def terminate_all(self) -> None:
@@ -794,6 +809,7 @@ class LiveTarget(Target):
             self.kill_process(pid)
         self._deferred.clear()
         self._ready.clear()
+        self._postponed = None
         self._early.clear()
         self.running = False
 
@@ -805,6 +821,14 @@ class LiveTarget(Target):
                 if site.inserted:
                     with contextlib.suppress(Exception):
                         memory.write(site.address, site.original)
+
+
+def _launch_failure(error_pipe: int) -> str:
+    """Why the child died before execve: the errno it wrote, in words."""
+    report = os.read(error_pipe, 64).decode()
+    if report.isdigit():
+        return os.strerror(int(report))
+    return "it exited before it could be traced"
 
 
 def _copy_site(site: Site) -> Site:
