@@ -44,7 +44,9 @@ for _full, _e, _x, _l in (
 ):  # fmt: skip
     SUB_REGISTERS.update({_e: (_full, 0, 32), _x: (_full, 0, 16), _l: (_full, 0, 8)})
 for _n in range(8, 16):
-    SUB_REGISTERS.update({f"r{_n}d": (f"r{_n}", 0, 32), f"r{_n}w": (f"r{_n}", 0, 16), f"r{_n}b": (f"r{_n}", 0, 8)})
+    SUB_REGISTERS.update(
+        {f"r{_n}d": (f"r{_n}", 0, 32), f"r{_n}w": (f"r{_n}", 0, 16), f"r{_n}b": (f"r{_n}", 0, 8)}
+    )
 
 #: eflags bits by their cdb flag names.
 FLAG_BITS: dict[str, int] = {

@@ -461,8 +461,8 @@ def _plan_plain(code: bytes, address: int, rex: int, pos: int) -> DisplacedInstr
     after = pos + 1  # position just after the opcode
 
     if 0x50 <= op <= 0x57:  # push r64 (REX.W is ignored)
-        src = _REG64[(op & 7) | b_ext]
-        return _PushReg(address, after, f"push {src}", src)
+        field = _REG64[(op & 7) | b_ext]
+        return _PushReg(address, after, f"push {field}", field)
     if op == 0x6A and after < n:  # push imm8, sign-extended to 64 bits
         imm = _sign_extend(code[after], 8)
         return _PushImm(address, after + 1, f"push {_hex(imm)}", imm)

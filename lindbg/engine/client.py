@@ -120,7 +120,7 @@ class DebugClient:
         try:
             return engine.call(lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio))  # type: ignore[no-any-return]
         finally:
-            for spec, fd in zip((stdin, stdout, stderr), stdio):
+            for spec, fd in zip((stdin, stdout, stderr), stdio, strict=True):
                 if spec == subprocess.DEVNULL and fd is not None:
                     os.close(fd)
 

@@ -49,7 +49,12 @@ DEFAULT_BREAK_SIGNALS = frozenset({4, 5, 6, 7, 8, 11})  # SIGILL SIGTRAP SIGABRT
 
 _GO_STATUSES = frozenset({Status.GO, Status.GO_HANDLED, Status.GO_NOT_HANDLED, Status.IGNORE_EVENT})
 _STEP_STATUSES = frozenset({Status.STEP_INTO, Status.STEP_OVER, Status.STEP_BRANCH})
-_WATCH_KINDS = {"e": WatchKind.EXECUTE, "w": WatchKind.WRITE, "rw": WatchKind.READ_WRITE, "r": WatchKind.READ_WRITE}
+_WATCH_KINDS = {
+    "e": WatchKind.EXECUTE,
+    "w": WatchKind.WRITE,
+    "rw": WatchKind.READ_WRITE,
+    "r": WatchKind.READ_WRITE,
+}
 
 _EVENT_BITS = (
     EventMask.BREAKPOINT, EventMask.EXCEPTION, EventMask.CREATE_THREAD, EventMask.EXIT_THREAD,
@@ -136,8 +141,6 @@ class Engine:
         assert reply is not None
         while not reply.done:
             caller.run_pending()
-            if reply.done:
-                break
             caller.wait(0.05)
             self.check_usable()
         return reply.result()
@@ -188,8 +191,6 @@ class Engine:
         assert reply is not None
         while not reply.done:
             self.inbox.run_pending()
-            if reply.done:
-                break
             self.inbox.wait(0.05)
             if self._unusable_reason is not None:
                 return None
@@ -226,7 +227,7 @@ class Engine:
                     with contextlib.suppress(Exception):
                         out.output(mask, text)
                 else:
-                    self.inbox_for(client.owner).post(lambda out=out: out.output(mask, text), want_reply=False)
+                    self.inbox_for(client.owner).post(_bind_output(out, mask, text), want_reply=False)
 
     # ----------------------------------------------------- announcements (§3)
 
@@ -236,7 +237,9 @@ class Engine:
         self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.ALL, 0)
 
     def _announce_session_end(self, reason: SessionStatus) -> None:
-        self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, Status.NO_DEBUGGEE)
+        self._notify(
+            EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, Status.NO_DEBUGGEE
+        )
         self._notify(EventMask.SESSION_STATUS, "session_status", reason)
         self._notify_extensions(Notify.SESSION_INACTIVE)
 
@@ -310,7 +313,9 @@ class Engine:
         assert self.target is not None
         self.current_pid = pid
         self.current_tid = self.target.thread_ids(pid)[0]
-        self._last_event = LastEvent(how, pid, self.current_tid, "Break instruction exception - code 80000003")
+        self._last_event = LastEvent(
+            how, pid, self.current_tid, "Break instruction exception - code 80000003"
+        )
         if self.session.apply(SessionInput.TARGET_GAINED) is SessionStatus.ACTIVE:
             self._announce_session_start()
         decided = self._event(EventMask.CREATE_PROCESS, "create_process", process)
@@ -575,12 +580,16 @@ class Engine:
         if kind is EventKind.STEP:
             self._set_current(event.pid, event.tid)
             self._clear_step_over()
-            self._last_event = LastEvent("step", event.pid, event.tid, "Single step exception - code 80000004")
+            self._last_event = LastEvent(
+                "step", event.pid, event.tid, "Single step exception - code 80000004"
+            )
             return self._after(Status.BREAK)
         if kind is EventKind.INTERRUPT:
             self._set_current(event.pid, event.tid)
             self._clear_step_over()
-            self._last_event = LastEvent("break", event.pid, event.tid, "Break instruction exception - code 80000003")
+            self._last_event = LastEvent(
+                "break", event.pid, event.tid, "Break instruction exception - code 80000003"
+            )
             return self._after(Status.BREAK)
         if kind is EventKind.CREATE_THREAD:
             process = self.processes.get(event.pid)
@@ -588,14 +597,17 @@ class Engine:
                 return self._after(Status.GO)
             thread = self._register_thread(process, event.new_id)
             decided = self._event(EventMask.CREATE_THREAD, "create_thread", thread)
-            return self._after(decided, default=Status.GO, pid=event.pid, tid=event.new_id, what="create_thread")
+            return self._after(
+                decided, default=Status.GO, pid=event.pid, tid=event.new_id, what="create_thread"
+            )
         if kind is EventKind.EXIT_THREAD:
-            thread = self.threads.pop(event.tid, None)
-            if thread is not None:
-                thread.is_valid = False
-                process = self.processes.get(thread.pid)
-                if process is not None and thread in process.threads:
-                    process.threads.remove(thread)
+            gone = self.threads.get(event.tid)
+            if gone is not None:
+                del self.threads[event.tid]
+                gone.is_valid = False
+                owner = self.processes.get(gone.pid)
+                if owner is not None and gone in owner.threads:
+                    owner.threads.remove(gone)
             decided = self._event(EventMask.EXIT_THREAD, "exit_thread", event.code)
             return self._after(decided, default=Status.GO, pid=event.pid, tid=event.tid, what="exit_thread")
         if kind is EventKind.CREATE_PROCESS:
@@ -603,7 +615,9 @@ class Engine:
             child = self._register_process(event.pid, parent.options if parent is not None else 0)
             child.parent_pid = event.code
             decided = self._event(EventMask.CREATE_PROCESS, "create_process", child)
-            return self._after(decided, default=Status.GO, pid=event.pid, tid=event.tid, what="create_process")
+            return self._after(
+                decided, default=Status.GO, pid=event.pid, tid=event.tid, what="create_process"
+            )
         if kind is EventKind.EXEC:
             return self._on_exec(event)
         if kind is EventKind.EXIT_PROCESS:
@@ -613,9 +627,8 @@ class Engine:
             decided = self._event(EventMask.EXIT_PROCESS, "exit_process", event.code)
             default = Status.BREAK if self.break_on_exit else Status.GO
             return self._after(decided, default=default, pid=event.pid, tid=event.tid, what="exit_process")
-        if kind is EventKind.PROCESS_GONE:
-            return self._on_process_gone(event)
-        return self._after(Status.GO)
+        assert kind is EventKind.PROCESS_GONE
+        return self._on_process_gone(event)
 
     def _set_current(self, pid: int, tid: int) -> None:
         self.current_pid = pid
@@ -653,7 +666,9 @@ class Engine:
             if owner.__class__ is _StepOverMark:
                 if self._step_over_done(owner, event.tid):
                     self._clear_step_over()
-                    self._last_event = LastEvent("step", event.pid, event.tid, "Single step exception - code 80000004")
+                    self._last_event = LastEvent(
+                        "step", event.pid, event.tid, "Single step exception - code 80000004"
+                    )
                     decided = Status.BREAK
                 continue
             if not owner.enabled:
@@ -684,7 +699,7 @@ class Engine:
     def _step_over_done(self, mark: _StepOverMark, tid: int) -> bool:
         if tid != mark.tid or self.target is None:
             return False
-        return self.target.get_register(tid, "rsp") > mark.rsp
+        return self.target.get_register(tid, "rsp") >= mark.rsp
 
     def _would_kill(self, pid: int, signo: int) -> bool:
         return is_fatal_by_default(signo) and not procfs.signal_is_caught_or_ignored(pid, signo)
@@ -700,7 +715,7 @@ class Engine:
         decided = self._event(EventMask.EXCEPTION, "exception", info)
         if decided is Status.NO_CHANGE:
             decided = Status.BREAK if signo in self.break_signals else Status.GO_NOT_HANDLED
-        if decided is Status.BREAK or decided in _STEP_STATUSES and decided is not Status.GO_HANDLED:
+        if decided is Status.BREAK or (decided in _STEP_STATUSES and decided is not Status.GO_HANDLED):
             self._held_signal = (tid, signo, first_chance, address)
             if decided is Status.BREAK:
                 self._clear_step_over()
@@ -758,7 +773,9 @@ class Engine:
 
     # ------------------------------------------------------------ breakpoints
 
-    def add_breakpoint(self, location: int | str, access: str | None, size: int, one_shot: bool) -> Breakpoint:
+    def add_breakpoint(
+        self, location: int | str, access: str | None, size: int, one_shot: bool
+    ) -> Breakpoint:
         target = self._require_session()
         address = self._location_address(location)
         if access is not None and access not in _WATCH_KINDS:
@@ -898,3 +915,12 @@ class Engine:
             uninitialize()
         self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXTENSIONS, 0)
 
+
+def _bind_output(out: Any, mask: int, text: str) -> Callable[[], None]:
+    """A call of ``out.output(mask, text)`` to run later on the client's thread."""
+
+    def deliver() -> None:
+        with contextlib.suppress(Exception):
+            out.output(mask, text)
+
+    return deliver

@@ -53,7 +53,14 @@ class Breakpoint:
     """
 
     def __init__(
-        self, engine: Engine, bp_id: int, pid: int, address: int, access: str | None, size: int, one_shot: bool
+        self,
+        engine: Engine,
+        bp_id: int,
+        pid: int,
+        address: int,
+        access: str | None,
+        size: int,
+        one_shot: bool,
     ) -> None:
         self._engine = engine
         self.id = bp_id
@@ -80,7 +87,9 @@ class Breakpoint:
 
     def __repr__(self) -> str:
         kind = "sw" if self.access is None else f"hw {self.access} {self.size}"
-        return f"<Breakpoint {self.id} {kind} {self.address:#x} hits={self.hit_count} enabled={self._enabled}>"
+        return (
+            f"<Breakpoint {self.id} {kind} {self.address:#x} hits={self.hit_count} enabled={self._enabled}>"
+        )
 
 
 @dataclass(frozen=True, slots=True)

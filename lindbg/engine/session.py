@@ -77,7 +77,9 @@ class Session:
         step = TRANSITIONS.get((self.state, what))
         if step is None:
             if self.state is SessionState.UNUSABLE:
-                raise EngineUnusableError("the engine was ended with end_session(REENTRANT); create a new DebugClient")
+                raise EngineUnusableError(
+                    "the engine was ended with end_session(REENTRANT); create a new DebugClient"
+                )
             raise InvalidOperationError(f"session input {what.name} is not valid in state {self.state.name}")
         self.state, announce = step
         return announce

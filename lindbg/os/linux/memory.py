@@ -18,9 +18,8 @@ class _IoVec(ctypes.Structure):
 
 
 _readv = libc.process_vm_readv
-_readv.argtypes = (
-    ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.c_ulong,
-)  # fmt: skip
+_IoVecPointer = ctypes.POINTER(_IoVec)
+_readv.argtypes = (ctypes.c_int, _IoVecPointer, ctypes.c_ulong, _IoVecPointer, ctypes.c_ulong, ctypes.c_ulong)
 _readv.restype = ctypes.c_ssize_t
 
 

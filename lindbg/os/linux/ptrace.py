@@ -146,7 +146,7 @@ def peekuser(tid: int, offset: int) -> int:
     value = _ptrace(PTRACE_PEEKUSER, tid, offset, None)
     if value == -1 and ctypes.get_errno():
         raise os_error(f"PTRACE_PEEKUSER (tid {tid})")
-    return value & 0xFFFFFFFFFFFFFFFF
+    return int(value) & 0xFFFFFFFFFFFFFFFF
 
 
 def pokeuser(tid: int, offset: int, value: int) -> None:
@@ -160,7 +160,7 @@ def peekdata(tid: int, address: int) -> int:
     value = _ptrace(PTRACE_PEEKDATA, tid, address, None)
     if value == -1 and ctypes.get_errno():
         raise os_error(f"PTRACE_PEEKDATA (tid {tid})")
-    return value & 0xFFFFFFFFFFFFFFFF
+    return int(value) & 0xFFFFFFFFFFFFFFFF
 
 
 def pokedata(tid: int, address: int, word: int) -> None:
@@ -224,7 +224,7 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
 
 def tgkill(tgid: int, tid: int, sig: int) -> bool:
     """Send ``sig`` to thread ``tid`` of ``tgid``; False if it no longer exists."""
-    return _syscall(SYS_tgkill, ctypes.c_int(tgid), ctypes.c_int(tid), ctypes.c_int(sig)) == 0
+    return int(_syscall(SYS_tgkill, ctypes.c_int(tgid), ctypes.c_int(tid), ctypes.c_int(sig))) == 0
 
 
 def gettid() -> int:

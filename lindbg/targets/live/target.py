@@ -273,7 +273,9 @@ class LiveTarget(Target):
         if event == 0:
             if sig == pt.SIGTRAP:
                 return self._on_sigtrap(thread)
-            return TargetEvent(EventKind.SIGNAL, process.pid, tid, signal=sig, address=self._fault_address(tid))
+            return TargetEvent(
+                EventKind.SIGNAL, process.pid, tid, signal=sig, address=self._fault_address(tid)
+            )
         if event == pt.PTRACE_EVENT_STOP:
             if previous is ThreadState.NEW:
                 return self._resume_quietly(thread)
@@ -313,7 +315,9 @@ class LiveTarget(Target):
             regs.rip -= 1
             thread.regs_dirty = True
             thread.hit_site = site
-            return TargetEvent(EventKind.BREAKPOINT, process.pid, thread.tid, address=site.address, sites=site.owners)
+            return TargetEvent(
+                EventKind.BREAKPOINT, process.pid, thread.tid, address=site.address, sites=site.owners
+            )
         if process.dr7:
             dr6 = pt.peekuser(thread.tid, x86_64.debugreg_offset(6))
             for slot_index in range(x86_64.DEBUG_REGISTER_SLOTS):
@@ -324,7 +328,11 @@ class LiveTarget(Target):
                         EventKind.BREAKPOINT, process.pid, thread.tid, address=slot.address, sites=slot.owners
                     )
         return TargetEvent(
-            EventKind.SIGNAL, process.pid, thread.tid, signal=pt.SIGTRAP, address=self._fault_address(thread.tid)
+            EventKind.SIGNAL,
+            process.pid,
+            thread.tid,
+            signal=pt.SIGTRAP,
+            address=self._fault_address(thread.tid),
         )
 
     def _fault_address(self, tid: int) -> int:
@@ -411,7 +419,7 @@ class LiveTarget(Target):
         process.memory.close()
         process.gone = True
 
-    def _resume_quietly(self, thread: LiveThread) -> None:
+    def _resume_quietly(self, thread: LiveThread) -> TargetEvent | None:
         """An internal stop: if the target is meant to run, let this thread go on."""
         if self.running:
             self._continue_thread(thread, 0)
@@ -440,7 +448,7 @@ class LiveTarget(Target):
         for thread in threads:
             while thread.state in (ThreadState.RUNNING, ThreadState.NEW) and thread.tid in self._threads:
                 try:
-                    tid, status = _wait_blocking(thread.tid, _WAIT_ALL)
+                    _, status = _wait_blocking(thread.tid, _WAIT_ALL)
                 except ChildProcessError:
                     self._thread_gone(thread, 0)
                     break
@@ -496,9 +504,9 @@ class LiveTarget(Target):
         if site is not None:
             thread.hit_site = None
             regs = self._regs(thread)
-            if site.inserted and regs.rip == site.address and thread.state is not ThreadState.EXITING:
-                if not self._step_over_site(thread, site, regs):
-                    return  # the step reported something else: deferred
+            at_site = site.inserted and regs.rip == site.address and thread.state is not ThreadState.EXITING
+            if at_site and not self._step_over_site(thread, site, regs):
+                return  # the step reported something else: deferred
         if thread.regs_valid:
             if thread.regs_dirty:
                 pt.setregs(tid, thread.regs)
@@ -519,7 +527,9 @@ class LiveTarget(Target):
             if write is not None:
                 address, data = write
                 if thread.process.memory.write(address, data) != len(data):
-                    raise MemoryAccessError(f"cannot write the stack at {address:#x}", address, thread.process.pid)
+                    raise MemoryAccessError(
+                        f"cannot write the stack at {address:#x}", address, thread.process.pid
+                    )
             return True
         return self._single_step_over(thread, site)
 
@@ -545,8 +555,12 @@ class LiveTarget(Target):
         thread.regs_valid = False
         pt.singlestep(thread.tid, 0)
         while True:
-            tid, status = _wait_blocking(thread.tid, _WAIT_ALL)
-            if pt.is_stopped(status) and pt.event_of(status) == pt.PTRACE_EVENT_STOP and thread.interrupt_pending:
+            _, status = _wait_blocking(thread.tid, _WAIT_ALL)
+            if (
+                pt.is_stopped(status)
+                and pt.event_of(status) == pt.PTRACE_EVENT_STOP
+                and thread.interrupt_pending
+            ):
                 thread.interrupt_pending = False
                 pt.singlestep(thread.tid, 0)
                 continue
@@ -626,7 +640,7 @@ class LiveTarget(Target):
             InvalidOperationError: all four debug registers are in use.
         """
         process = self._process(pid)
-        for index, slot in enumerate(process.hw_slots):
+        for slot in process.hw_slots:
             if slot is not None and slot.address == address and slot.kind == kind and slot.size == size:
                 return slot
         for index, slot in enumerate(process.hw_slots):
@@ -637,7 +651,9 @@ class LiveTarget(Target):
                 for thread in process.threads.values():
                     self._apply_debug_registers_to(thread)
                 return new_slot
-        raise InvalidOperationError(f"all {x86_64.DEBUG_REGISTER_SLOTS} debug registers of process {pid} are in use")
+        raise InvalidOperationError(
+            f"all {x86_64.DEBUG_REGISTER_SLOTS} debug registers of process {pid} are in use"
+        )
 
     def clear_hardware(self, pid: int, slot_to_clear: HardwareSlot) -> None:
         """Free the debug register holding ``slot_to_clear``."""
@@ -664,7 +680,9 @@ class LiveTarget(Target):
                 pt.pokeuser(thread.tid, x86_64.debugreg_offset(7), process.dr7)
         except OSError as error:
             raise TargetAccessError(
-                f"cannot program the debug registers of thread {thread.tid}: {error.strerror}", process.pid, thread.tid
+                f"cannot program the debug registers of thread {thread.tid}: {error.strerror}",
+                process.pid,
+                thread.tid,
             ) from error
 
     # ------------------------------------------------------- memory, registers
@@ -720,7 +738,9 @@ class LiveTarget(Target):
         try:
             return registers.read(name, self._regs(thread), tid)
         except OSError as error:
-            raise TargetAccessError(f"cannot read registers of thread {tid}: {error.strerror}", tid=tid) from error
+            raise TargetAccessError(
+                f"cannot read registers of thread {tid}: {error.strerror}", tid=tid
+            ) from error
 
     def set_register(self, tid: int, name: str, value: int) -> None:
         thread = self._stopped_thread(tid)
