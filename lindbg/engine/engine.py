@@ -96,6 +96,7 @@ class Engine:
         self.current_pid = 0
         self.current_tid = 0
         self._last_event: LastEvent | None = None
+        self._last_breakpoint: tuple[int, int, int] | None = None
         #: Stop at process exit like cdb's final breakpoint (the console sets it).
         self.break_on_exit = False
         self.break_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
@@ -683,9 +684,8 @@ class Engine:
             if decided is Status.NO_CHANGE:
                 decided = Status.GO
         else:
-            self._last_event = LastEvent(
-                "breakpoint", event.pid, event.tid, f"Hit breakpoint {user_hit.id}", breakpoint_id=user_hit.id
-            )
+            self._last_event = None
+            self._last_breakpoint = (event.pid, event.tid, user_hit.id)
             if decided is Status.NO_CHANGE:
                 decided = Status.BREAK
         if decided is Status.BREAK:
@@ -886,6 +886,12 @@ class Engine:
 
     @property
     def last_event(self) -> LastEvent | None:
+        if self._last_event is None and self._last_breakpoint is not None:
+            # built on demand: a breakpoint hit is the hot path
+            pid, tid, bp_id = self._last_breakpoint
+            self._last_event = LastEvent(
+                "breakpoint", pid, tid, f"Hit breakpoint {bp_id}", breakpoint_id=bp_id
+            )
         return self._last_event
 
     # ------------------------------------------------------------- extensions

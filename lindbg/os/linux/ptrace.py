@@ -67,6 +67,14 @@ _waitpid = libc.waitpid
 _waitpid.argtypes = (ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.c_int)
 _waitpid.restype = ctypes.c_int
 
+# The hot-path calls skip argtypes conversion (about 1 us a call here): every
+# argument they get is a small int or a prebuilt byref(), which libffi passes
+# as is (ints sign-extended to 64 bits, as the variadic ptrace reads them).
+_ptrace_fast = libc["ptrace"]
+_ptrace_fast.restype = ctypes.c_long
+_waitpid_fast = libc["waitpid"]
+_waitpid_fast.restype = ctypes.c_int
+
 _syscall = libc.syscall
 _syscall.restype = ctypes.c_long
 SYS_tgkill = 234
@@ -103,7 +111,7 @@ def traceme() -> None:
 
 def cont(tid: int, sig: int = 0) -> None:
     """Resume ``tid`` delivering ``sig`` (0: none)."""
-    if _ptrace(PTRACE_CONT, tid, None, sig) == -1:
+    if _ptrace_fast(PTRACE_CONT, tid, 0, sig) == -1:
         raise os_error(f"PTRACE_CONT (tid {tid})")
 
 
@@ -115,13 +123,13 @@ def singlestep(tid: int, sig: int = 0) -> None:
 
 def getregs(tid: int, regs: UserRegs) -> None:
     """Fill ``regs`` with the general registers of stopped ``tid``."""
-    if _ptrace(PTRACE_GETREGS, tid, None, ctypes.addressof(regs)) == -1:
+    if _ptrace_fast(PTRACE_GETREGS, tid, 0, ctypes.byref(regs)) == -1:
         raise os_error(f"PTRACE_GETREGS (tid {tid})")
 
 
 def setregs(tid: int, regs: UserRegs) -> None:
     """Write ``regs`` back to stopped ``tid``."""
-    if _ptrace(PTRACE_SETREGS, tid, None, ctypes.addressof(regs)) == -1:
+    if _ptrace_fast(PTRACE_SETREGS, tid, 0, ctypes.byref(regs)) == -1:
         raise os_error(f"PTRACE_SETREGS (tid {tid})")
 
 
@@ -213,7 +221,7 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
         InterruptedError: a signal interrupted the wait (the engine's wake-up).
         ChildProcessError: nothing to wait for.
     """
-    result = _waitpid(pid, _status_ref, options)
+    result = _waitpid_fast(pid, _status_ref, options)
     if result == -1:
         err = ctypes.get_errno()
         if err == errno.EINTR:
