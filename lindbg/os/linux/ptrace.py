@@ -230,6 +230,53 @@ def waitpid(pid: int, options: int) -> tuple[int, int]:
     return result, _status.value
 
 
+P_ALL = 0
+P_PID = 1
+WEXITED = 4
+WSTOPPED = 2
+WNOWAIT = 0x01000000
+CLD_TRAPPED = 4
+
+
+class _ChildInfo(ctypes.Structure):
+    """The SIGCHLD view of ``siginfo_t`` that waitid(2) fills."""
+
+    _fields_ = [
+        ("si_signo", ctypes.c_int),
+        ("si_errno", ctypes.c_int),
+        ("si_code", ctypes.c_int),
+        ("_pad0", ctypes.c_int),
+        ("si_pid", ctypes.c_int),
+        ("si_uid", ctypes.c_int),
+        ("si_status", ctypes.c_int),
+        ("_rest", ctypes.c_byte * 100),
+    ]
+
+
+_waitid = libc.waitid
+_waitid.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(_ChildInfo), ctypes.c_int)
+_waitid.restype = ctypes.c_int
+_child_info = _ChildInfo()
+
+
+def peek_child(idtype: int, ident: int, options: int) -> tuple[int, int]:
+    """waitid(2) with WNOWAIT: ``(pid, si_code)`` of a waitable child, left waitable.
+
+    Returns ``(0, 0)`` with WNOHANG and nothing to report.
+
+    Raises:
+        InterruptedError: a signal interrupted the wait.
+        ChildProcessError: no such child.
+    """
+    _child_info.si_pid = 0
+    if _waitid(idtype, ident, ctypes.byref(_child_info), options | WNOWAIT) == -1:
+        err = ctypes.get_errno()
+        if err == errno.EINTR:
+            raise InterruptedError(err, "waitid interrupted")
+        raise os_error(f"waitid({ident})")
+    return _child_info.si_pid, _child_info.si_code
+
+
 def tgkill(tgid: int, tid: int, sig: int) -> bool:
     """Send ``sig`` to thread ``tid`` of ``tgid``; False if it no longer exists."""
     return int(_syscall(SYS_tgkill, ctypes.c_int(tgid), ctypes.c_int(tid), ctypes.c_int(sig))) == 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections import deque
 
 from lindbg.arch import x86_64
@@ -41,7 +42,9 @@ _BASE_OPTIONS = (
     | pt.PTRACE_O_TRACEEXEC
     | pt.PTRACE_O_TRACEEXIT
 )
-_WAIT_ALL = pt.WALL
+#: Only this thread's children and tracees: another engine in the same
+#: process (another thread) keeps its own.
+_WAIT_ALL = pt.WALL | pt.WNOTHREAD
 _STOP_SIGNALS = frozenset(int(s) for s in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
 _INT3 = BREAKPOINT_INSTRUCTION
 
@@ -68,7 +71,11 @@ class LiveTarget(Target):
         self._interrupt_requested = False
         #: Set when a followed vfork child should not be followed (ONLY_THIS_PROCESS).
         self.follow_forks = True
-        self._popen_like: dict[int, object] = {}
+        self._tracer_tid = pt.gettid()
+        #: A child of the engine thread that we do not debug has exited and its
+        #: owner has not reaped it: waitpid(-1) would steal its status.
+        self._foreign_zombie = 0
+        self._careful = True
 
     # ------------------------------------------------------------------ setup
 
@@ -231,7 +238,15 @@ class LiveTarget(Target):
             if not self._threads:
                 return None
             try:
-                tid, status = pt.waitpid(-1, _WAIT_ALL)
+                if self._foreign_zombie:
+                    found = self._poll_own()
+                    if found is None:
+                        return None
+                    tid, status = found
+                else:
+                    tid, status = self._wait_own()
+                    if tid == 0:
+                        continue
             except InterruptedError:
                 return None
             except ChildProcessError:
@@ -240,6 +255,45 @@ class LiveTarget(Target):
             if event is not None:
                 self._stop_all()
                 return event
+
+    def check_foreign_children(self) -> None:
+        """Look once (not per event) for children of the engine thread that we do not debug.
+
+        While one exists, the target waits for its own tids one by one so that
+        the embedding program keeps its children's exit statuses.
+        """
+        try:
+            with open(f"/proc/self/task/{self._tracer_tid}/children") as f:
+                children = {int(pid) for pid in f.read().split()}
+        except OSError:
+            children = set()
+        self._careful = bool(children - set(self.processes))
+
+    def _wait_own(self) -> tuple[int, int]:
+        """Block for the next status of one of our tracees; (0, 0) to retry."""
+        if not self._careful:
+            return pt.waitpid(-1, _WAIT_ALL)
+        pid, code = pt.peek_child(pt.P_ALL, 0, pt.WEXITED | pt.WSTOPPED | _WAIT_ALL)
+        if code == pt.CLD_TRAPPED or pid in self._threads:
+            return pt.waitpid(pid, _WAIT_ALL)
+        self._foreign_zombie = pid
+        return 0, 0
+
+    def _poll_own(self) -> tuple[int, int] | None:
+        """One round over our tids without blocking, while a foreign zombie exists."""
+        for tid in list(self._threads):
+            found = pt.waitpid(tid, _WAIT_ALL | pt.WNOHANG)
+            if found[0]:
+                return found
+        try:
+            pid, _ = pt.peek_child(pt.P_PID, self._foreign_zombie, pt.WEXITED | pt.WNOHANG | _WAIT_ALL)
+        except ChildProcessError:
+            pid = 0
+        if pid == 0:
+            self._foreign_zombie = 0  # its owner reaped it: block again
+            return None
+        time.sleep(0.001)
+        return None
 
     def _all_gone(self) -> TargetEvent | None:
         """waitpid says there is nothing left: report every process as gone."""
