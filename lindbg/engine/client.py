@@ -65,13 +65,12 @@ class DebugClient:
         The interest mask is read once here, as dbgeng does.
         """
         engine = self._engine
-
-        def apply() -> None:
-            self.event_callbacks = callbacks
-            self.interest_mask = int(callbacks.get_interest_mask()) if callbacks is not None else 0
-            engine.refresh_listeners()
-
-        engine.call(apply)
+        engine.check_usable()
+        # no engine-thread round trip: the listener table is replaced whole, and
+        # an event being dispatched keeps the table it started with
+        self.event_callbacks = callbacks
+        self.interest_mask = int(callbacks.get_interest_mask()) if callbacks is not None else 0
+        engine.refresh_listeners()
 
     def get_event_callbacks(self) -> EventCallbacks | None:
         return self.event_callbacks

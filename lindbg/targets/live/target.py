@@ -27,7 +27,7 @@ from collections import deque
 
 from lindbg.arch import x86_64
 from lindbg.arch.x86_64 import BREAKPOINT_INSTRUCTION, UserRegs
-from lindbg.arch.x86_64_displaced import plan_displaced
+from lindbg.arch.x86_64_displaced import DisplacedInstruction, plan_displaced
 from lindbg.errors import InvalidOperationError, MemoryAccessError, TargetAccessError
 from lindbg.os.linux import procfs
 from lindbg.os.linux import ptrace as pt
@@ -667,7 +667,7 @@ class LiveTarget(Target):
                 f"cannot set a breakpoint at {address:#x} in process {pid}: memory not readable", address, pid
             )
         if site is None:
-            site = Site(address, original[:1], plan_displaced(original, address))
+            site = Site(address, original[:1], _plan(original, address))
             process.sites[address] = site
         if process.memory.write(address, _INT3) != 1:
             del process.sites[address]
@@ -767,7 +767,7 @@ class LiveTarget(Target):
             if site.inserted and address <= site.address < end:
                 offset = site.address - address
                 site.original = bytes(payload[offset : offset + 1])
-                site.plan = plan_displaced(bytes(payload[offset : offset + 16]), site.address)
+                site.plan = _plan(bytes(payload[offset : offset + 16]), site.address)
                 payload[offset] = _INT3[0]
         written = process.memory.write(address, bytes(payload))
         if written < len(data):
@@ -895,6 +895,18 @@ class LiveTarget(Target):
                 if site.inserted:
                     with contextlib.suppress(Exception):
                         memory.write(site.address, site.original)
+
+
+def _plan(code: bytes, address: int) -> DisplacedInstruction | None:
+    """The emulation plan for the instruction under a breakpoint, if any.
+
+    A decoder bug must cost speed, never the breakpoint: on any error the
+    site uses the single-step fallback.
+    """
+    try:
+        return plan_displaced(code, address)
+    except Exception:
+        return None
 
 
 def _launch_failure(error_pipe: int) -> str:
