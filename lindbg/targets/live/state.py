@@ -98,8 +98,9 @@ class LiveProcess:
         self.exit_reported = False
         self.exit_code: int | None = None
         self.exec_count = 0
-        #: Raw statuses of the exited threads' final reaping.
         self.gone = False
+        #: A vfork child we do not follow, traced only until it calls execve.
+        self.hidden = False
 
     def live_threads(self) -> list[LiveThread]:
         return list(self.threads.values())

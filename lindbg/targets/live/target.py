@@ -316,6 +316,8 @@ class LiveTarget(Target):
             self._early[tid] = status  # a new thread/process ahead of its creation event
             return None
         process = thread.process
+        if process.hidden:
+            return self._on_hidden_status(thread, status)
         if not pt.is_stopped(status):
             return self._thread_gone(thread, status)
         thread.regs_valid = False
@@ -360,6 +362,22 @@ class LiveTarget(Target):
         if event == pt.PTRACE_EVENT_VFORK_DONE:
             return self._resume_quietly(thread)
         return self._resume_quietly(thread)
+
+    def _on_hidden_status(self, thread: LiveThread, status: int) -> TargetEvent | None:
+        """A vfork child we do not follow: let it run to its execve, silently."""
+        process = thread.process
+        if not pt.is_stopped(status):
+            self._forget_process(process)
+            return None
+        thread.state = ThreadState.STOPPED
+        if pt.event_of(status) == pt.PTRACE_EVENT_EXEC:
+            with contextlib.suppress(OSError):
+                pt.detach(process.pid, 0)
+            self._forget_process(process)
+            return None
+        signo = pt.stop_signal(status) if pt.event_of(status) == 0 else 0
+        self._continue_thread(thread, 0 if signo == pt.SIGTRAP else signo)
+        return None
 
     def _on_sigtrap(self, thread: LiveThread) -> TargetEvent | None:
         process = thread.process
@@ -421,6 +439,8 @@ class LiveTarget(Target):
         # there before exec would kill it, which is why ONLY_THIS_PROCESS keeps
         # vfork children traced until exec (see _on_exec) rather than here
         if vfork:
+            child.hidden = True
+            self._continue_thread(thread, 0)  # its parent waits for its execve
             return
         with contextlib.suppress(OSError):
             pt.detach(child.pid, 0)
@@ -441,12 +461,6 @@ class LiveTarget(Target):
         process.dr7 = 0
         process.exec_count += 1
         process.memory.close()
-        if process.parent is not None and not self.follow_forks:
-            # a vfork child we kept only while it shared memory: let it go now
-            with contextlib.suppress(OSError):
-                pt.detach(process.pid, 0)
-            self._forget_process(process)
-            return None
         return TargetEvent(EventKind.EXEC, process.pid, process.pid)
 
     def _thread_gone(self, thread: LiveThread, status: int) -> TargetEvent | None:
