@@ -447,7 +447,6 @@ class Engine:
     def wait_for_event(self, timeout: float | None) -> bool:
         target = self._require_session()
         deadline = None if timeout is None else time.monotonic() + timeout
-        target.check_foreign_children()
         if not target.running:
             if self.status is Status.BREAK:
                 return True

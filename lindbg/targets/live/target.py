@@ -75,7 +75,6 @@ class LiveTarget(Target):
         #: A child of the engine thread that we do not debug has exited and its
         #: owner has not reaped it: waitpid(-1) would steal its status.
         self._foreign_zombie = 0
-        self._careful = True
 
     # ------------------------------------------------------------------ setup
 
@@ -256,24 +255,16 @@ class LiveTarget(Target):
                 self._stop_all()
                 return event
 
-    def check_foreign_children(self) -> None:
-        """Look once (not per event) for children of the engine thread that we do not debug.
-
-        While one exists, the target waits for its own tids one by one so that
-        the embedding program keeps its children's exit statuses.
-        """
-        try:
-            with open(f"/proc/self/task/{self._tracer_tid}/children") as f:
-                children = {int(pid) for pid in f.read().split()}
-        except OSError:
-            children = set()
-        self._careful = bool(children - set(self.processes))
-
     def _wait_own(self) -> tuple[int, int]:
-        """Block for the next status of one of our tracees; (0, 0) to retry."""
-        if not self._careful:
-            return pt.waitpid(-1, _WAIT_ALL)
-        pid, code = pt.peek_child(pt.P_ALL, 0, pt.WEXITED | pt.WSTOPPED | _WAIT_ALL)
+        """Block for the next status of one of our tracees; (0, 0) to retry.
+
+        The engine thread may have children of its own that the embedding
+        program will reap: waitpid(-1) would steal their exit status. So the
+        next status is only peeked at (WNOWAIT) and consumed if it is ours. A
+        ptrace stop is always ours (this thread is the only tracer waiting here);
+        job-control stops of other children are not reported without WSTOPPED.
+        """
+        pid, code = pt.peek_child(pt.P_ALL, 0, pt.WEXITED | _WAIT_ALL)
         if code == pt.CLD_TRAPPED or pid in self._threads:
             return pt.waitpid(pid, _WAIT_ALL)
         self._foreign_zombie = pid
