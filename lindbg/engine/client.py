@@ -242,6 +242,15 @@ class DebugClient:
         """Bytes of the current process as the program sees them (no int3)."""
         return self._engine.call(lambda: self._engine.read_memory(address, size))  # type: ignore[no-any-return]
 
+    def read_memory_into(self, address: int, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` with memory at ``address`` without an extra copy (dbgeng's
+        ReadVirtual into a caller's buffer); returns the number of bytes read.
+
+        Raises:
+            MemoryAccessError: some byte of the range is not readable (names the address).
+        """
+        return self._engine.call(lambda: self._engine.read_memory_into(address, buffer))  # type: ignore[no-any-return]
+
     def write_memory(self, address: int, data: bytes) -> None:
         self._engine.call(lambda: self._engine.write_memory(address, data))
 

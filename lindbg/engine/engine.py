@@ -862,6 +862,11 @@ class Engine:
             raise InvalidOperationError(f"cannot read {size} bytes")
         return target.read_memory(self.current_pid, address, size)
 
+    def read_memory_into(self, address: int, buffer: bytearray | memoryview) -> int:
+        target = self._require_session()
+        target.read_memory_into(self.current_pid, address, buffer)
+        return len(buffer)
+
     def write_memory(self, address: int, data: bytes) -> None:
         target = self._require_session()
         target.write_memory(self.current_pid, address, bytes(data))

@@ -21,6 +21,9 @@ _readv = libc.process_vm_readv
 _IoVecPointer = ctypes.POINTER(_IoVec)
 _readv.argtypes = (ctypes.c_int, _IoVecPointer, ctypes.c_ulong, _IoVecPointer, ctypes.c_ulong, ctypes.c_ulong)
 _readv.restype = ctypes.c_ssize_t
+_writev = libc.process_vm_writev
+_writev.argtypes = _readv.argtypes
+_writev.restype = ctypes.c_ssize_t
 
 
 class ProcessMemory:
@@ -56,10 +59,53 @@ class ProcessMemory:
         self._remote.iov_len = size
         got = _readv(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
         if got == size:
-            return self._buf.raw[:size]
+            return ctypes.string_at(self._buf, size)
         if got > 0:
-            return self._buf.raw[:got] + self._read_proc(address + got, size - got)
+            return ctypes.string_at(self._buf, got) + self._read_proc(address + got, size - got)
         return self._read_proc(address, size)
+
+    def read_into(self, address: int, buffer: bytearray | memoryview) -> int:
+        """Read into ``buffer`` (writable, contiguous) without an extra copy.
+
+        Returns how many bytes were read: ``len(buffer)`` unless memory ends first.
+        """
+        size = len(buffer)
+        if size == 0:
+            return 0
+        target = (ctypes.c_char * size).from_buffer(buffer)
+        local = _IoVec(ctypes.addressof(target), size)
+        self._remote.iov_base = address
+        self._remote.iov_len = size
+        got = int(_readv(self.pid, ctypes.byref(local), 1, self._remote_ref, 1, 0))
+        if got == size:
+            return got
+        got = max(got, 0)
+        rest = self._read_proc(address + got, size - got)
+        buffer[got : got + len(rest)] = rest
+        return got + len(rest)
+
+    def read_as_program(self, address: int, size: int) -> bytes:
+        """Read with the program's own page protections (process_vm_readv only).
+
+        /proc/PID/mem lets a tracer read pages the program cannot (PROT_NONE
+        guards); an emulated load must fault where the CPU would, so this
+        returns fewer bytes than asked instead of falling back.
+        """
+        self._local.iov_len = size
+        self._remote.iov_base = address
+        self._remote.iov_len = size
+        got = int(_readv(self.pid, self._local_ref, 1, self._remote_ref, 1, 0))
+        return ctypes.string_at(self._buf, got) if got > 0 else b""
+
+    def write_as_program(self, address: int, data: bytes) -> int:
+        """Write with the program's own page protections (process_vm_writev);
+        return how many bytes were written (fewer on a read-only page)."""
+        size = len(data)
+        source = ctypes.create_string_buffer(data, size)
+        local = _IoVec(ctypes.addressof(source), size)
+        self._remote.iov_base = address
+        self._remote.iov_len = size
+        return max(int(_writev(self.pid, ctypes.byref(local), 1, self._remote_ref, 1, 0)), 0)
 
     def _read_proc(self, address: int, size: int) -> bytes:
         try:

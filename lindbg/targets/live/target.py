@@ -24,10 +24,11 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 
 from lindbg.arch import x86_64
 from lindbg.arch.x86_64 import BREAKPOINT_INSTRUCTION, UserRegs
-from lindbg.arch.x86_64_displaced import DisplacedInstruction, plan_displaced
+from lindbg.arch.x86_64_displaced import DisplacedFault, DisplacedInstruction, plan_displaced
 from lindbg.errors import InvalidOperationError, MemoryAccessError, TargetAccessError
 from lindbg.os.linux import procfs
 from lindbg.os.linux import ptrace as pt
@@ -578,19 +579,46 @@ class LiveTarget(Target):
             thread.state = ThreadState.EXITING  # killed meanwhile: its exit status follows
 
     def _step_over_site(self, thread: LiveThread, site: Site, regs: UserRegs) -> bool:
-        """Move ``thread`` past the int3 at ``site``; False if it stopped for another reason."""
+        """Move ``thread`` past the int3 at ``site``; False if it stopped for another reason.
+
+        The displaced instruction is emulated when it can be, with the program's
+        own page protections: a load from an unreadable page or a store to a
+        read-only one is instead really executed, so the CPU raises the fault.
+        """
         plan = site.plan
-        if plan is not None:
-            write = plan.apply(regs)
-            thread.regs_dirty = True
-            if write is not None:
-                address, data = write
-                if thread.process.memory.write(address, data) != len(data):
-                    raise MemoryAccessError(
-                        f"cannot write the stack at {address:#x}", address, thread.process.pid
-                    )
+        if plan is None:
+            return self._single_step_over(thread, site)
+        process = thread.process
+        try:
+            write = plan.apply(regs, self._program_reader(process) if plan.reads_memory else None)
+        except DisplacedFault:
+            return self._single_step_over(thread, site)
+        thread.regs_dirty = True
+        if write is None:
             return True
+        address, data = write
+        if process.memory.write_as_program(address, data) == len(data):
+            return True
+        thread.regs_valid = False  # undo the emulation: the kernel still has the old registers
+        self._regs(thread).rip = site.address
+        thread.regs_dirty = True
         return self._single_step_over(thread, site)
+
+    def _program_reader(self, process: LiveProcess) -> Callable[[int, int], bytes]:
+        """``read(address, size)`` for emulated loads: program protections, int3 hidden."""
+        memory = process.memory
+
+        def read(address: int, size: int) -> bytes:
+            data = memory.read_as_program(address, size)
+            end = address + len(data)
+            for site in process.sites.values():
+                if site.inserted and address <= site.address < end:
+                    patched = bytearray(data)
+                    patched[site.address - address] = site.original[0]
+                    data = bytes(patched)
+            return data
+
+        return read
 
     def _single_step_over(self, thread: LiveThread, site: Site) -> bool:
         memory = thread.process.memory
@@ -630,8 +658,8 @@ class LiveTarget(Target):
         thread.hit_site = None
         sig = thread.pending_signal
         thread.pending_signal = 0
-        regs = self._regs(thread)
-        site = thread.process.sites.get(regs.rip)
+        sites = thread.process.sites
+        site = sites.get(self._regs(thread).rip) if sites else None
         memory = thread.process.memory
         restored = site is not None and site.inserted
         if restored:
@@ -763,6 +791,22 @@ class LiveTarget(Target):
             if patched is not None:
                 return bytes(patched)
         return data
+
+    def read_memory_into(self, pid: int, address: int, buffer: bytearray | memoryview) -> None:
+        """Fill ``buffer`` from ``address`` (breakpoints hidden), with no extra copy.
+
+        Raises:
+            MemoryAccessError: some byte of the range is not readable.
+        """
+        process = self._process(pid)
+        got = process.memory.read_into(address, buffer)
+        if got < len(buffer):
+            bad = address + got
+            raise MemoryAccessError(f"memory access error at {bad:#x} (process {pid})", bad, pid)
+        end = address + len(buffer)
+        for site in process.sites.values():
+            if site.inserted and address <= site.address < end:
+                buffer[site.address - address] = site.original[0]
 
     def write_memory(self, pid: int, address: int, data: bytes) -> None:
         process = self._process(pid)
