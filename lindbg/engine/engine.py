@@ -103,6 +103,8 @@ class Engine:
         #: (tid, signal, first_chance, address) of the exception the target is stopped on.
         self._held_signal: tuple[int, int, bool, int] | None = None
         self._step_over: _StepOverMark | None = None
+        #: The thread a step in progress steps (events of others may intervene).
+        self._step_tid = 0
         self._unusable_reason: str | None = None
         self._inboxes: dict[int, Inbox] = {}
         self.inbox = self.inbox_for(self.thread_ident)
@@ -246,6 +248,7 @@ class Engine:
 
     def _announce_break(self) -> None:
         self.status = Status.BREAK
+        self._step_tid = 0
         self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, Status.BREAK)
         self._notify_extensions(Notify.SESSION_ACCESSIBLE)
 
@@ -430,6 +433,8 @@ class Engine:
             raise InvalidOperationError(f"cannot set the execution status to {status.name}")
         if target.running:
             raise InvalidOperationError("the target is already running")
+        if status in _STEP_STATUSES:
+            self._step_tid = self.current_tid
         if self.status is Status.BREAK:
             self._announce_resume(status)
         else:
@@ -510,23 +515,21 @@ class Engine:
         """Let the target run as ``self.status`` says (GO or a step)."""
         target = self.target
         assert target is not None
-        tid = self.current_tid
-        signo = 0
         held = self._held_signal
         if held is not None:
             self._held_signal = None
             if self.status is not Status.GO_HANDLED:
-                tid, signo = held[0], held[1]
+                target.set_pending_signal(held[0], held[1])
         status = self.status
-        if status is Status.STEP_INTO or status is Status.STEP_BRANCH:
-            target.resume(ResumeMode.STEP, tid, signo)
-        elif status is Status.STEP_OVER:
-            if not self._plant_step_over(tid):
-                target.resume(ResumeMode.STEP, tid, signo)
-            else:
-                target.resume(ResumeMode.CONTINUE, tid, signo)
-        else:
-            target.resume(ResumeMode.CONTINUE, tid, signo)
+        tid = self._step_tid or self.current_tid
+        single = status is Status.STEP_INTO or status is Status.STEP_BRANCH
+        if status is Status.STEP_OVER and self._step_over is None:
+            single = not self._plant_step_over(tid)  # not on a call: one instruction
+        target.resume(ResumeMode.STEP if single else ResumeMode.CONTINUE, tid, 0)
+
+    def _running_status(self) -> Status:
+        """What an event nobody cared about resumes with: the step in progress, or GO."""
+        return self.status if self.status in _STEP_STATUSES else Status.GO
 
     def _resume_from_break(self) -> bool:
         """Resume a stopped target; True if that instead produced a new break."""
@@ -640,7 +643,7 @@ class Engine:
     ) -> bool:
         """Act on the combined status of an event; True if the engine broke in."""
         if decided is Status.NO_CHANGE:
-            decided = default
+            decided = self._running_status() if default is Status.GO else default
         if decided is Status.BREAK:
             if what:
                 self._set_current(pid, tid)
@@ -682,7 +685,7 @@ class Engine:
                 self.remove_breakpoint(owner)
         if user_hit is None:
             if decided is Status.NO_CHANGE:
-                decided = Status.GO
+                decided = self._running_status()
         else:
             self._last_event = None
             self._last_breakpoint = (event.pid, event.tid, user_hit.id)
@@ -712,7 +715,7 @@ class Engine:
         self._last_event = LastEvent(
             "exception", pid, tid, f"{signal_description(signo)} - code {signo:08x} ({chance})", signal=signo
         )
-        decided = self._event(EventMask.EXCEPTION, "exception", info)
+        decided = explicit = self._event(EventMask.EXCEPTION, "exception", info)
         if decided is Status.NO_CHANGE:
             decided = Status.BREAK if signo in self.break_signals else Status.GO_NOT_HANDLED
         if decided is Status.BREAK or (decided in _STEP_STATUSES and decided is not Status.GO_HANDLED):
@@ -727,7 +730,10 @@ class Engine:
             if first_chance and self._would_kill(pid, signo):
                 return self._on_signal(pid, tid, signo, address, first_chance=False)
             self._held_signal = (tid, signo, first_chance, address)
-        self.status = Status.GO if decided is Status.IGNORE_EVENT else decided
+        if explicit is Status.NO_CHANGE:
+            self.status = self._running_status()
+        else:
+            self.status = Status.GO if decided is Status.IGNORE_EVENT else decided
         self._resume()
         return False
 

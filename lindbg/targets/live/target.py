@@ -542,16 +542,16 @@ class LiveTarget(Target):
             self.running = True
             self._postponed = (mode, tid, signal)
             return  # report what is queued before anything runs again
+        if signal:
+            self._thread(tid).pending_signal = signal
         if mode is ResumeMode.STEP:
-            thread = self._thread(tid)
-            thread.pending_signal = signal
-            self._step_thread(thread)
+            self._step_thread(self._thread(tid))
             self.running = True
             return
         self.running = True
         for thread in list(self._threads.values()):
             if thread.state is ThreadState.STOPPED or thread.state is ThreadState.EXITING:
-                sig = signal if thread.tid == tid else thread.pending_signal
+                sig = thread.pending_signal
                 thread.pending_signal = 0
                 self._continue_thread(thread, sig)
             if self._deferred:
@@ -872,6 +872,7 @@ class LiveTarget(Target):
     def detach_process(self, pid: int) -> None:
         """Remove our marks from ``pid`` and let it run free (target stopped)."""
         process = self._process(pid)
+        self._settle_deferred(process)
         for site in list(process.sites.values()):
             if site.inserted and (process.parent is None or process.sites is not process.parent.sites):
                 process.memory.write(site.address, site.original)
@@ -886,23 +887,54 @@ class LiveTarget(Target):
             if thread.regs_dirty:
                 with contextlib.suppress(OSError):
                     pt.setregs(thread.tid, thread.regs)
-            sig = thread.pending_signal
             with contextlib.suppress(OSError):
-                pt.detach(thread.tid, sig)
-        self._drop_deferred(process)
+                pt.detach(thread.tid, thread.pending_signal)
         self._forget_process(process)
 
-    def _drop_deferred(self, process: LiveProcess) -> None:
-        kept = deque(entry for entry in self._deferred if entry[0] not in process.threads)
-        self._deferred = kept
+    def _settle_deferred(self, process: LiveProcess) -> None:
+        """Before a detach: account for what this process reported but we did not
+        report yet, so no thread stays traced, no fork child keeps our int3 bytes
+        and no signal is lost."""
+        mine = [(tid, status) for tid, status in self._deferred if tid in process.threads]
+        self._deferred = deque(entry for entry in self._deferred if entry[0] not in process.threads)
+        for tid, status in mine:
+            thread = process.threads[tid]
+            if not pt.is_stopped(status):
+                self._threads.pop(tid, None)
+                process.threads.pop(tid, None)
+                continue
+            event = pt.event_of(status)
+            if event == 0 and pt.stop_signal(status) != pt.SIGTRAP:
+                thread.pending_signal = pt.stop_signal(status)
+            elif event == pt.PTRACE_EVENT_CLONE:
+                self._add_thread(process, pt.geteventmsg(tid), ThreadState.NEW)
+            elif event in (pt.PTRACE_EVENT_FORK, pt.PTRACE_EVENT_VFORK):
+                child = LiveProcess(pt.geteventmsg(tid), launched=False, parent=process)
+                vfork = event == pt.PTRACE_EVENT_VFORK
+                child.sites = process.sites if vfork else dict(process.sites)
+                self._add_process(child)
+                self._add_thread(child, child.pid, ThreadState.NEW)
+                self._wait_until_stopped([child.threads[child.pid]])
+                self.detach_process(child.pid)
+        for tid in procfs.thread_ids(process.pid) if procfs.process_exists(process.pid) else []:
+            if tid not in process.threads:  # a clone we never heard of: traced all the same
+                self._add_thread(process, tid, ThreadState.NEW)
+        self._wait_until_stopped([t for t in process.threads.values() if t.state is ThreadState.NEW])
 
     def kill_process(self, pid: int) -> int:
         """SIGKILL ``pid`` and reap every thread of it; return its exit code."""
         process = self._process(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        self._drop_deferred(process)
-        for tid in sorted(process.threads, key=lambda t: t == pid):
+        self._deferred = deque(entry for entry in self._deferred if entry[0] not in process.threads)
+        # the leader is reaped last, and only once every thread is: include the
+        # threads we never heard of (their clone event was still queued)
+        tids = set(process.threads)
+        with contextlib.suppress(OSError):
+            tids.update(procfs.thread_ids(pid))
+        tids.update(tid for tid in self._early if tid not in self._threads)
+        for tid in sorted(tids, key=lambda t: t == pid):
+            self._early.pop(tid, None)
             while True:
                 try:
                     _, status = _wait_blocking(tid, _WAIT_ALL)
