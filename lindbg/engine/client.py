@@ -182,9 +182,13 @@ class DebugClient:
         engine.check_usable()
         return engine.status
 
-    def set_execution_status(self, status: int) -> None:
-        """GO, GO_HANDLED, GO_NOT_HANDLED, STEP_INTO, STEP_OVER, or BREAK (= interrupt)."""
-        self._engine.call(lambda: self._engine.set_execution_status(Status(int(status))))
+    def set_execution_status(self, status: int, count: int = 1) -> None:
+        """GO, GO_HANDLED, GO_NOT_HANDLED, STEP_INTO, STEP_OVER, or BREAK (= interrupt).
+
+        ``count`` (steps only) takes that many steps before breaking in, as cdb's
+        ``t N`` / ``p N`` do; any event that breaks in ends the steps early.
+        """
+        self._engine.call(lambda: self._engine.set_execution_status(Status(int(status)), count))
 
     def set_interrupt(self) -> None:
         """Break into the running target; callable from any thread."""

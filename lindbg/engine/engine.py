@@ -105,6 +105,8 @@ class Engine:
         self._step_over: _StepOverMark | None = None
         #: The thread a step in progress steps (events of others may intervene).
         self._step_tid = 0
+        #: Steps still to take before a step (``t N``/``p N``) breaks in.
+        self._steps_left = 0
         self._unusable_reason: str | None = None
         self._inboxes: dict[int, Inbox] = {}
         self.inbox = self.inbox_for(self.thread_ident)
@@ -424,8 +426,10 @@ class Engine:
 
     # --------------------------------------------------------------- running
 
-    def set_execution_status(self, status: Status) -> None:
+    def set_execution_status(self, status: Status, count: int = 1) -> None:
         target = self._require_session()
+        if count < 1:
+            raise InvalidOperationError(f"a step count must be at least 1, not {count}")
         if status is Status.BREAK:
             self.set_interrupt()
             return
@@ -435,6 +439,7 @@ class Engine:
             raise InvalidOperationError("the target is already running")
         if status in _STEP_STATUSES:
             self._step_tid = self.current_tid
+            self._steps_left = count
         if self.status is Status.BREAK:
             self._announce_resume(status)
         else:
@@ -527,6 +532,26 @@ class Engine:
             single = not self._plant_step_over(tid)  # not on a call: one instruction
         target.resume(ResumeMode.STEP if single else ResumeMode.CONTINUE, tid, 0)
 
+    def _step_finished(self, pid: int, tid: int) -> bool:
+        """One step (or step over a call) completed: take the next or break in."""
+        self._clear_step_over()
+        self._steps_left -= 1
+        if self._steps_left > 0 and self.status in _STEP_STATUSES:
+            target = self.target
+            assert target is not None
+            if self.status is not Status.STEP_OVER and self._steps_left > 1:
+                # the hot part of `t N`: plain steps in the target, no event objects
+                self._steps_left -= target.step_many(tid, self._steps_left - 1, self._has_interrupt)
+            self._resume()
+            return False
+        self._steps_left = 0
+        self._last_event = LastEvent("step", pid, tid, "Single step exception - code 80000004")
+        self._announce_break()
+        return True
+
+    def _has_interrupt(self) -> bool:
+        return self._interrupt or self._unusable_reason is not None
+
     def _running_status(self) -> Status:
         """What an event nobody cared about resumes with: the step in progress, or GO."""
         return self.status if self.status in _STEP_STATUSES else Status.GO
@@ -583,11 +608,7 @@ class Engine:
             return self._on_signal(event.pid, event.tid, event.signal, event.address, first_chance=True)
         if kind is EventKind.STEP:
             self._set_current(event.pid, event.tid)
-            self._clear_step_over()
-            self._last_event = LastEvent(
-                "step", event.pid, event.tid, "Single step exception - code 80000004"
-            )
-            return self._after(Status.BREAK)
+            return self._step_finished(event.pid, event.tid)
         if kind is EventKind.INTERRUPT:
             self._set_current(event.pid, event.tid)
             self._clear_step_over()
@@ -670,9 +691,8 @@ class Engine:
             if owner.__class__ is _StepOverMark:
                 if self._step_over_done(owner, event.tid):
                     self._clear_step_over()
-                    self._last_event = LastEvent(
-                        "step", event.pid, event.tid, "Single step exception - code 80000004"
-                    )
+                    if user_hit is None and len(owners) == 1:
+                        return self._step_finished(event.pid, event.tid)
                     decided = Status.BREAK
                 continue
             if not owner.enabled:

@@ -117,7 +117,7 @@ def cont(tid: int, sig: int = 0) -> None:
 
 def singlestep(tid: int, sig: int = 0) -> None:
     """Execute one instruction of ``tid``."""
-    if _ptrace(PTRACE_SINGLESTEP, tid, None, sig) == -1:
+    if _ptrace_fast(PTRACE_SINGLESTEP, tid, 0, sig) == -1:
         raise os_error(f"PTRACE_SINGLESTEP (tid {tid})")
 
 

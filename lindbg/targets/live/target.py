@@ -48,6 +48,8 @@ _BASE_OPTIONS = (
 _WAIT_ALL = pt.WALL | pt.WNOTHREAD
 _STOP_SIGNALS = frozenset(int(s) for s in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
 _INT3 = BREAKPOINT_INSTRUCTION
+#: The wait status of a completed single step: stopped by a plain SIGTRAP.
+_STEPPED = (pt.SIGTRAP << 8) | 0x7F
 
 
 class LiveTarget(Target):
@@ -681,6 +683,42 @@ class LiveTarget(Target):
             self._ready.append(TargetEvent(EventKind.STEP, thread.process.pid, thread.tid))
             return
         self._deferred.appendleft((thread.tid, status))
+
+    def step_many(self, tid: int, count: int, should_stop: Callable[[], bool]) -> int:
+        """Single-step stopped ``tid`` up to ``count`` times with no events; return
+        how many plain steps completed.
+
+        Stops early (leaving the thread stopped, anything it reported queued for
+        ``wait_event``) when the thread is on or near breakpoints, reports
+        something other than a step, or ``should_stop()`` says so (checked every
+        64 steps).
+        """
+        thread = self._threads.get(tid)
+        if thread is None or thread.process.sites or self._deferred or self._ready:
+            return 0
+        if thread.regs_dirty:
+            pt.setregs(tid, thread.regs)
+            thread.regs_dirty = False
+        thread.regs_valid = False
+        thread.hit_site = None
+        sig = thread.pending_signal
+        thread.pending_signal = 0
+        step, wait = pt.singlestep, pt.waitpid
+        done = 0
+        while done < count:
+            if done & 63 == 63 and should_stop():
+                break
+            step(tid, sig)
+            sig = 0
+            try:
+                status = wait(tid, _WAIT_ALL)[1]
+            except InterruptedError:
+                status = _wait_blocking(tid, _WAIT_ALL)[1]
+            if status != _STEPPED:
+                self._deferred.appendleft((tid, status))
+                break
+            done += 1
+        return done
 
     # ------------------------------------------------------------ breakpoints
 
