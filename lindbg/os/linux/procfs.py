@@ -45,3 +45,11 @@ def executable(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return ""
+
+
+def parent_pid(pid: int) -> int:
+    """The parent pid of ``pid`` (0 if it cannot be read)."""
+    try:
+        return int(status_fields(pid).get("PPid", "0"))
+    except (OSError, ValueError):
+        return 0

@@ -235,6 +235,9 @@ P_PID = 1
 WEXITED = 4
 WSTOPPED = 2
 WNOWAIT = 0x01000000
+CLD_EXITED = 1
+CLD_KILLED = 2
+CLD_DUMPED = 3
 CLD_TRAPPED = 4
 
 
@@ -259,10 +262,11 @@ _waitid.restype = ctypes.c_int
 _child_info = _ChildInfo()
 
 
-def peek_child(idtype: int, ident: int, options: int) -> tuple[int, int]:
-    """waitid(2) with WNOWAIT: ``(pid, si_code)`` of a waitable child, left waitable.
+def peek_child(idtype: int, ident: int, options: int) -> tuple[int, int, int]:
+    """waitid(2) with WNOWAIT: ``(pid, si_code, wait status)`` of a waitable child,
+    left waitable.
 
-    Returns ``(0, 0)`` with WNOHANG and nothing to report.
+    Returns ``(0, 0, 0)`` with WNOHANG and nothing to report.
 
     Raises:
         InterruptedError: a signal interrupted the wait.
@@ -274,7 +278,15 @@ def peek_child(idtype: int, ident: int, options: int) -> tuple[int, int]:
         if err == errno.EINTR:
             raise InterruptedError(err, "waitid interrupted")
         raise os_error(f"waitid({ident})")
-    return _child_info.si_pid, _child_info.si_code
+    code = _child_info.si_code
+    status = _child_info.si_status
+    if code == CLD_EXITED:
+        status = (status & 0xFF) << 8
+    elif code in (CLD_KILLED, CLD_DUMPED):
+        status = (status & 0x7F) | (0x80 if code == CLD_DUMPED else 0)
+    else:
+        status = ((status & 0xFFFF) << 8) | 0x7F
+    return _child_info.si_pid, code, status
 
 
 def tgkill(tgid: int, tid: int, sig: int) -> bool:

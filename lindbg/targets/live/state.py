@@ -101,6 +101,9 @@ class LiveProcess:
         self.gone = False
         #: A vfork child we do not follow, traced only until it calls execve.
         self.hidden = False
+        #: Attached, and a child of this very process: its exit status belongs to
+        #: the code that started it, so the engine never reaps it.
+        self.parent_reaps = False
 
     def live_threads(self) -> list[LiveThread]:
         return list(self.threads.values())

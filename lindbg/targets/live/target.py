@@ -48,6 +48,8 @@ _BASE_OPTIONS = (
 _WAIT_ALL = pt.WALL | pt.WNOTHREAD
 _STOP_SIGNALS = frozenset(int(s) for s in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
 _INT3 = BREAKPOINT_INSTRUCTION
+#: How long terminating a process may take before the engine gives up on it.
+_KILL_TIMEOUT = 10.0
 #: The wait status of a completed single step: stopped by a plain SIGTRAP.
 _STEPPED = (pt.SIGTRAP << 8) | 0x7F
 
@@ -165,6 +167,7 @@ class LiveTarget(Target):
                     pt.interrupt(tid)
         except OSError as error:
             raise TargetAccessError(f"cannot attach to process {pid}: {error}", pid) from error
+        process.parent_reaps = procfs.parent_pid(pid) == os.getpid()
         self._add_process(process)
         for tid in seized:
             thread = self._add_thread(process, tid, ThreadState.RUNNING)
@@ -267,11 +270,17 @@ class LiveTarget(Target):
         ptrace stop is always ours (this thread is the only tracer waiting here);
         job-control stops of other children are not reported without WSTOPPED.
         """
-        pid, code = pt.peek_child(pt.P_ALL, 0, pt.WEXITED | _WAIT_ALL)
-        if code == pt.CLD_TRAPPED or pid in self._threads:
+        pid, code, status = pt.peek_child(pt.P_ALL, 0, pt.WEXITED | _WAIT_ALL)
+        if code == pt.CLD_TRAPPED:
             return pt.waitpid(pid, _WAIT_ALL)
-        self._foreign_zombie = pid
-        return 0, 0
+        thread = self._threads.get(pid)
+        if thread is None:
+            self._foreign_zombie = pid
+            return 0, 0
+        if thread.process.parent_reaps and pid == thread.process.pid:
+            self._foreign_zombie = pid  # report its end, leave the zombie to its parent
+            return pid, status
+        return pt.waitpid(pid, _WAIT_ALL)
 
     def _poll_own(self) -> tuple[int, int] | None:
         """One round over our tids without blocking, while a foreign zombie exists."""
@@ -280,7 +289,7 @@ class LiveTarget(Target):
             if found[0]:
                 return found
         try:
-            pid, _ = pt.peek_child(pt.P_PID, self._foreign_zombie, pt.WEXITED | pt.WNOHANG | _WAIT_ALL)
+            pid, _, _ = pt.peek_child(pt.P_PID, self._foreign_zombie, pt.WEXITED | pt.WNOHANG | _WAIT_ALL)
         except ChildProcessError:
             pid = 0
         if pid == 0:
@@ -971,17 +980,37 @@ class LiveTarget(Target):
         with contextlib.suppress(OSError):
             tids.update(procfs.thread_ids(pid))
         tids.update(tid for tid in self._early if tid not in self._threads)
-        for tid in sorted(tids, key=lambda t: t == pid):
+        for tid in tids:
             self._early.pop(tid, None)
-            while True:
-                try:
-                    _, status = _wait_blocking(tid, _WAIT_ALL)
-                except ChildProcessError:
-                    break
-                if not pt.is_stopped(status):
-                    if tid == pid:
-                        process.exit_code = pt.exit_code_of(status)
-                    break
+            with contextlib.suppress(OSError):
+                pt.cont(tid, 0)  # out of any stop, the exit stop included
+        # poll rather than block: whoever else waits on these pids (the program
+        # that started an attached process) may consume a notification we need
+        remaining = sorted(tids, key=lambda t: t == pid)
+        deadline = time.monotonic() + _KILL_TIMEOUT
+        while remaining and time.monotonic() < deadline:
+            tid = remaining[0]
+            try:
+                if tid == pid and process.parent_reaps:
+                    reported, code, status = pt.peek_child(pt.P_PID, pid, pt.WEXITED | pt.WNOHANG | _WAIT_ALL)
+                    if code == pt.CLD_TRAPPED:
+                        reported, status = pt.waitpid(tid, _WAIT_ALL | pt.WNOHANG)
+                else:
+                    reported, status = pt.waitpid(tid, _WAIT_ALL | pt.WNOHANG)
+            except ChildProcessError:
+                remaining.pop(0)
+                continue
+            except InterruptedError:
+                continue
+            if reported == 0:
+                with contextlib.suppress(OSError):
+                    pt.cont(tid, 0)
+                time.sleep(0.0005)
+            elif not pt.is_stopped(status):
+                if tid == pid:
+                    process.exit_code = pt.exit_code_of(status)
+                remaining.pop(0)
+            else:
                 with contextlib.suppress(OSError):
                     pt.cont(tid, 0)
         self._forget_process(process)
