@@ -6,6 +6,8 @@ from lindbg.constants import STATUS_PRECEDENCE, Status
 
 #: Lower rank wins.
 _RANK: dict[int, int] = {int(status): rank for rank, status in enumerate(STATUS_PRECEDENCE)}
+for _status in Status:
+    _RANK.setdefault(int(_status), len(STATUS_PRECEDENCE))
 _UNRANKED = len(STATUS_PRECEDENCE)
 
 
@@ -16,6 +18,8 @@ def stronger(current: Status, candidate: object) -> Status:
     counts as NO_CHANGE, so a callback that forgets to return keeps its
     neutral vote.
     """
+    if candidate.__class__ is Status:  # the usual case, kept cheap: it runs per event
+        return candidate if _RANK[candidate] < _RANK[current] else current
     if not isinstance(candidate, int):
         return current
     rank = _RANK.get(int(candidate), _UNRANKED)

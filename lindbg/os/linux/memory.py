@@ -41,6 +41,10 @@ class ProcessMemory:
         self._remote = _IoVec(0, 0)
         self._local_ref = ctypes.byref(self._local)
         self._remote_ref = ctypes.byref(self._remote)
+        # emulated stores write 1-8 bytes on every breakpoint hit: no allocation there
+        self._small = ctypes.create_string_buffer(16)
+        self._small_iov = _IoVec(ctypes.addressof(self._small), 0)
+        self._small_ref = ctypes.byref(self._small_iov)
 
     def _mem_fd(self) -> int:
         if self._fd is None:
@@ -101,11 +105,14 @@ class ProcessMemory:
         """Write with the program's own page protections (process_vm_writev);
         return how many bytes were written (fewer on a read-only page)."""
         size = len(data)
-        source = ctypes.create_string_buffer(data, size)
-        local = _IoVec(ctypes.addressof(source), size)
+        if size > len(self._small):
+            self._small = ctypes.create_string_buffer(size)
+            self._small_iov.iov_base = ctypes.addressof(self._small)
+        ctypes.memmove(self._small, data, size)
+        self._small_iov.iov_len = size
         self._remote.iov_base = address
         self._remote.iov_len = size
-        return max(int(_writev(self.pid, ctypes.byref(local), 1, self._remote_ref, 1, 0)), 0)
+        return max(int(_writev(self.pid, self._small_ref, 1, self._remote_ref, 1, 0)), 0)
 
     def _read_proc(self, address: int, size: int) -> bytes:
         try:
