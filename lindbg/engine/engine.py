@@ -536,9 +536,15 @@ class Engine:
         """One step (or step over a call) completed: take the next or break in."""
         self._clear_step_over()
         self._steps_left -= 1
+        target = self.target
+        assert target is not None
+        if self._steps_left > 0:
+            owners = target.breakpoint_under(tid)
+            if owners and any(o.__class__ is not _StepOverMark and o.enabled for o in owners):
+                # a step of `t N` landed on a breakpoint: it is hit, as in cdb and gdb
+                self._steps_left = 0
+                return self._on_breakpoint(TargetEvent(EventKind.BREAKPOINT, pid, tid, sites=owners))
         if self._steps_left > 0 and self.status in _STEP_STATUSES:
-            target = self.target
-            assert target is not None
             if self.status is not Status.STEP_OVER and self._steps_left > 1:
                 # the hot part of `t N`: plain steps in the target, no event objects
                 self._steps_left -= target.step_many(tid, self._steps_left - 1, self._has_interrupt)

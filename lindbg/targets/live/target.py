@@ -25,6 +25,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from lindbg.arch import x86_64
 from lindbg.arch.x86_64 import BREAKPOINT_INSTRUCTION, UserRegs
@@ -908,6 +909,20 @@ class LiveTarget(Target):
     def set_pending_signal(self, tid: int, signo: int) -> None:
         """Deliver ``signo`` to ``tid`` when it next runs (or is detached)."""
         self._thread(tid).pending_signal = signo
+
+    def breakpoint_under(self, tid: int) -> list[Any] | None:
+        """If stopped ``tid`` sits on one of our int3s it has not executed yet
+        (a step landed there), count it as hit: return the site's owners and
+        make the next resume step over it. None when it is not on a site."""
+        thread = self._stopped_thread(tid)
+        sites = thread.process.sites
+        if not sites:
+            return None
+        site = sites.get(self._regs(thread).rip)
+        if site is None or not site.inserted:
+            return None
+        thread.hit_site = site
+        return site.owners
 
     def is_at_site(self, tid: int) -> bool:
         thread = self._stopped_thread(tid)
