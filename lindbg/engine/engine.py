@@ -358,7 +358,9 @@ class Engine:
         }[flags]
         try:
             if what is SessionInput.END_ACTIVE_TERMINATE:
-                target.terminate_all()
+                for pid, code in target.terminate_all().items():
+                    if pid in self.processes:
+                        self.processes[pid].exit_code = code
             elif what is SessionInput.END_ACTIVE_DETACH:
                 self._prepare_detach()
                 target.detach_all()

@@ -113,5 +113,5 @@ class Target(abc.ABC):
         """Remove every breakpoint, restore registers and let every process run free."""
 
     @abc.abstractmethod
-    def terminate_all(self) -> None:
-        """Kill every process and reap it."""
+    def terminate_all(self) -> dict[int, int]:
+        """Kill every process and reap it; return each one's exit code by pid."""

@@ -1041,14 +1041,15 @@ class LiveTarget(Target):
         self._postponed = None
         self._early.clear()
 
-    def terminate_all(self) -> None:
-        for pid in list(self.processes):
-            self.kill_process(pid)
+    def terminate_all(self) -> dict[int, int]:
+        """Kill and reap every process; return each one's exit code by pid."""
+        codes = {pid: self.kill_process(pid) for pid in list(self.processes)}
         self._deferred.clear()
         self._ready.clear()
         self._postponed = None
         self._early.clear()
         self.running = False
+        return codes
 
     def restore_breakpoint_bytes(self) -> None:
         """Best effort, from any thread, no ptrace: put original bytes back."""
