@@ -24,6 +24,8 @@ from lindbg.os.linux import wakeup
 
 #: How often the doorbell repeats its signal while it is not answered.
 _RING_INTERVAL = 0.005
+#: How long the doorbell's thread waits with nothing to watch before it ends.
+_IDLE_EXIT = 1.0
 
 
 class Reply:
@@ -125,7 +127,11 @@ class Inbox:
 
 
 class Doorbell:
-    """Wakes the engine thread out of waitpid when it has work or a deadline."""
+    """Wakes the engine thread out of waitpid when it has work or a deadline.
+
+    Its thread runs only while needed: it ends after a second with nothing to
+    watch, so an engine left alone costs no thread.
+    """
 
     def __init__(self, engine_thread: int, has_work: Callable[[], bool]) -> None:
         self._engine_thread = engine_thread
@@ -135,13 +141,14 @@ class Doorbell:
         #: True while the engine thread is blocked (or about to block) in waitpid.
         self.blocked = False
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._running = False
         wakeup.install_wake_handler()
 
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="lindbg-doorbell", daemon=True)
-            self._thread.start()
+    def _ensure_thread(self) -> None:
+        """Start the watcher if it is not running (caller holds ``_cond``)."""
+        if not self._running and not self._closed:
+            self._running = True
+            threading.Thread(target=self._run, name="lindbg-doorbell", daemon=True).start()
 
     def set_deadline(self, deadline: float | None) -> None:
         """The engine thread must come out of waitpid at ``deadline`` (monotonic)."""
@@ -150,13 +157,13 @@ class Doorbell:
         with self._cond:
             self._deadline = deadline
             if deadline is not None:
-                self._start()
+                self._ensure_thread()
             self._cond.notify_all()
 
     def ring(self) -> None:
         """Someone posted work or changed state the engine thread must see."""
-        self._start()
         with self._cond:
+            self._ensure_thread()
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -173,15 +180,22 @@ class Doorbell:
 
     def _run(self) -> None:
         with self._cond:
+            idle = 0
             while not self._closed:
                 if self._due():
+                    idle = 0
                     wakeup.wake(self._engine_thread)
                     self._cond.wait(_RING_INTERVAL)
                     continue
                 if self._has_work() or (self._deadline is not None and not self.blocked):
-                    timeout: float | None = _RING_INTERVAL
+                    idle = 0
+                    self._cond.wait(_RING_INTERVAL)
                 elif self._deadline is not None:
-                    timeout = max(self._deadline - time.monotonic(), 0.0)
+                    idle = 0
+                    self._cond.wait(max(self._deadline - time.monotonic(), 0.0))
                 else:
-                    timeout = None
-                self._cond.wait(timeout)
+                    idle += 1
+                    if idle > 1:
+                        break  # a second with nothing to watch: leave until rung again
+                    self._cond.wait(_IDLE_EXIT)
+            self._running = False
