@@ -7,9 +7,10 @@ Workloads (targets in ``bench/targets``):
   GO; gdb: ``commands silent continue end``; libdebug: callback breakpoint;
   C: the naive restore/step/re-insert loop).
 - ``steps``: single steps per second inside ``step_region`` of ``steps.c``
-  (lindbg: STEP_INTO + wait_for_event; gdb: ``stepi N``; libdebug: ``step``).
+  (lindbg: STEP_INTO with count=N, cdb's ``t N``; gdb: ``stepi N``; libdebug: ``step``).
 - ``memory``: MB/s (10^6 bytes) reading the 256 MiB buffer of ``memory.c``
-  in 1 MiB chunks (C: process_vm_readv; gdb: ``dump binary memory``).
+  in 1 MiB chunks (C: process_vm_readv; lindbg: read_memory_into one buffer;
+  gdb: ``dump binary memory``).
 
 Every workload runs ``--rounds`` times (3), the tools in a different order
 each round; the median rate is reported, with its ratio to the C loop (the
