@@ -59,7 +59,7 @@ test: lint pytest
 
 $(VENV)/.bench-deps: $(STAMP)
 	@echo ">> installing libdebug for the comparison (optional)"
-	$(PY) -m pip install libdebug || echo ">> libdebug did not install: the bench runs without it"
+	$(PY) -m pip install libdebug==0.9.0 || echo ">> libdebug did not install: the bench runs without it"
 	@touch $@
 
 bench: $(STAMP) $(VENV)/.bench-deps

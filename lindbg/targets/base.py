@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -48,7 +48,7 @@ class TargetEvent:
     signal: int = 0
     code: int = 0
     new_id: int = 0
-    sites: list[Any] = field(default_factory=list)
+    sites: list[Any] | tuple[()] = ()
     first_chance: bool = True
 
 

@@ -260,6 +260,9 @@ _waitid = libc.waitid
 _waitid.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(_ChildInfo), ctypes.c_int)
 _waitid.restype = ctypes.c_int
 _child_info = _ChildInfo()
+_child_info_ref = ctypes.byref(_child_info)
+_waitid_fast = libc["waitid"]  # no argtypes: small ints and a prebuilt byref (hot path)
+_waitid_fast.restype = ctypes.c_int
 
 
 def peek_child(idtype: int, ident: int, options: int) -> tuple[int, int, int]:
@@ -273,7 +276,7 @@ def peek_child(idtype: int, ident: int, options: int) -> tuple[int, int, int]:
         ChildProcessError: no such child.
     """
     _child_info.si_pid = 0
-    if _waitid(idtype, ident, ctypes.byref(_child_info), options | WNOWAIT) == -1:
+    if _waitid_fast(idtype, ident, _child_info_ref, options | WNOWAIT) == -1:
         err = ctypes.get_errno()
         if err == errno.EINTR:
             raise InterruptedError(err, "waitid interrupted")

@@ -320,6 +320,12 @@ class LiveTarget(Target):
             self._early[tid] = status  # a new thread/process ahead of its creation event
             return None
         process = thread.process
+        if status == _STEPPED and not process.hidden and thread.state is ThreadState.RUNNING:
+            # the hot path: a plain SIGTRAP stop of a running thread (a breakpoint hit)
+            thread.regs_valid = False
+            thread.hit_site = None
+            thread.state = ThreadState.STOPPED
+            return self._on_sigtrap(thread)
         if process.hidden:
             return self._on_hidden_status(thread, status)
         if not pt.is_stopped(status):
