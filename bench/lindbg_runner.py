@@ -17,11 +17,10 @@ from __future__ import annotations
 import struct
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import lindbg
-from bench.protocol import emit
+from bench.protocol import emit, run_workload
 
 CHUNK = 1 << 20
 
@@ -126,11 +125,7 @@ def bench_memory(target: str, ready: int, ptr_addr: int, mib: int, passes: int) 
 
 def main(argv: list[str]) -> int:
     """Dispatch on the workload name."""
-    workload, target, *nums = argv
-    args = [int(x, 0) for x in nums]
-    run: dict[str, Callable[..., None]] = {"hits": bench_hits, "steps": bench_steps, "memory": bench_memory}
-    run[workload](target, *args)
-    return 0
+    return run_workload(argv, {"hits": bench_hits, "steps": bench_steps, "memory": bench_memory})
 
 
 if __name__ == "__main__":

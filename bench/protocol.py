@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 PREFIX = "BENCH_RESULT "
@@ -31,3 +32,10 @@ def parse(output: str) -> dict[str, Any] | None:
             record: dict[str, Any] = json.loads(line[start + len(PREFIX) :])
             return record
     return None
+
+
+def run_workload(argv: list[str], workloads: dict[str, Callable[..., None]]) -> int:
+    """A runner's ``main``: ``WORKLOAD TARGET NUMBERS...`` -> ``workloads[WORKLOAD](TARGET, *NUMBERS)``."""
+    workload, target, *numbers = argv
+    workloads[workload](target, *(int(x, 0) for x in numbers))
+    return 0

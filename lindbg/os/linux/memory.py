@@ -10,16 +10,11 @@ from __future__ import annotations
 import ctypes
 import os
 
-from lindbg.os.linux.libc import libc
-
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
+from lindbg.os.linux.libc import IoVec, libc
 
 _readv = libc.process_vm_readv
-_IoVecPointer = ctypes.POINTER(_IoVec)
-_readv.argtypes = (ctypes.c_int, _IoVecPointer, ctypes.c_ulong, _IoVecPointer, ctypes.c_ulong, ctypes.c_ulong)
+IoVecPointer = ctypes.POINTER(IoVec)
+_readv.argtypes = (ctypes.c_int, IoVecPointer, ctypes.c_ulong, IoVecPointer, ctypes.c_ulong, ctypes.c_ulong)
 _readv.restype = ctypes.c_ssize_t
 _writev = libc.process_vm_writev
 _writev.argtypes = _readv.argtypes
@@ -37,13 +32,13 @@ class ProcessMemory:
         self.pid = pid
         self._fd: int | None = None
         self._buf = ctypes.create_string_buffer(1 << 16)
-        self._local = _IoVec(ctypes.addressof(self._buf), 0)
-        self._remote = _IoVec(0, 0)
+        self._local = IoVec(ctypes.addressof(self._buf), 0)
+        self._remote = IoVec(0, 0)
         self._local_ref = ctypes.byref(self._local)
         self._remote_ref = ctypes.byref(self._remote)
         # emulated stores write 1-8 bytes on every breakpoint hit: no allocation there
         self._small = ctypes.create_string_buffer(16)
-        self._small_iov = _IoVec(ctypes.addressof(self._small), 0)
+        self._small_iov = IoVec(ctypes.addressof(self._small), 0)
         self._small_ref = ctypes.byref(self._small_iov)
 
     def _mem_fd(self) -> int:
@@ -77,7 +72,7 @@ class ProcessMemory:
         if size == 0:
             return 0
         target = (ctypes.c_char * size).from_buffer(buffer)
-        local = _IoVec(ctypes.addressof(target), size)
+        local = IoVec(ctypes.addressof(target), size)
         self._remote.iov_base = address
         self._remote.iov_len = size
         got = int(_readv(self.pid, ctypes.byref(local), 1, self._remote_ref, 1, 0))

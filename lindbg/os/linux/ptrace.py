@@ -14,7 +14,7 @@ import os
 import signal
 
 from lindbg.arch.x86_64 import FpRegs, UserRegs
-from lindbg.os.linux.libc import libc, os_error
+from lindbg.os.linux.libc import IoVec, libc, os_error
 
 PTRACE_TRACEME = 0
 PTRACE_PEEKDATA = 2
@@ -81,10 +81,6 @@ SYS_tgkill = 234
 SYS_gettid = 186
 
 
-class _IoVec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
 class SigInfo(ctypes.Structure):
     """The head of ``siginfo_t``: number, errno, code, and the fault address."""
 
@@ -143,7 +139,7 @@ def getfpregs(tid: int) -> FpRegs:
 def getregset(tid: int, note_type: int, size: int) -> bytes:
     """PTRACE_GETREGSET: the register set ``note_type`` (e.g. NT_X86_XSTATE)."""
     buf = ctypes.create_string_buffer(size)
-    iov = _IoVec(ctypes.addressof(buf), size)
+    iov = IoVec(ctypes.addressof(buf), size)
     _check(_ptrace(PTRACE_GETREGSET, tid, note_type, ctypes.addressof(iov)), "PTRACE_GETREGSET", tid)
     return buf.raw[: iov.iov_len]
 
