@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import Harness, Recorder
 
-from lindbg import EventMask, InvalidOperationError, MemoryAccessError, ProcessOptions, Status
+from lindbg import EventMask, InvalidOperationError, MemoryAccessError, ProcessOptions, SessionStatus, Status
 
 
 def test_step_count_equals_that_many_single_steps(harness: Harness) -> None:
@@ -120,3 +120,56 @@ def test_vfork_child_followed_is_a_process_of_the_session(harness: Harness) -> N
     assert created[1] == created[2] != process.pid
     assert recorder.of("exit_process") == [("exit_process", 0), ("exit_process", 0)]
     assert "child-exit=0 after 9" in harness.pipe.wait_eof()
+
+
+def test_an_internal_fault_mid_event_ends_the_session_with_failure(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When ptrace fails under the engine in the middle of an event (here the
+    resume after a breakpoint hit), the session ends with FAILURE (system_error
+    first), the program is let go intact, and the engine debugs the next one."""
+    from lindbg.os.linux import ptrace
+
+    recorder = Recorder(mask=EventMask.SESSION_STATUS | EventMask.SYSTEM_ERROR)
+    harness.client.set_event_callbacks(recorder)
+    process = harness.launch("data")
+    harness.client.add_breakpoint(harness.symbol("data", "probe"))
+    harness.client.set_event_callbacks(
+        Recorder(
+            mask=EventMask.SESSION_STATUS | EventMask.SYSTEM_ERROR | EventMask.BREAKPOINT,
+            log=recorder.log,
+            answers={"breakpoint": lambda bp: Status.GO},
+        )
+    )
+
+    real_cont = ptrace.cont
+    calls = []
+
+    def cont_failing_once_after_the_hit(tid: int, sig: int = 0) -> None:
+        calls.append(tid)
+        if len(calls) == 2:  # the first resume after the breakpoint hit
+            raise OSError(5, f"PTRACE_CONT (tid {tid}): Input/output error")
+        real_cont(tid, sig)
+
+    monkeypatch.setattr(ptrace, "cont", cont_failing_once_after_the_hit)
+    harness.client.set_execution_status(Status.GO)
+    assert harness.client.wait_for_event(timeout=10) is True
+    monkeypatch.undo()
+    assert harness.client.get_execution_status() == Status.NO_DEBUGGEE
+    assert recorder.of("system_error")
+    assert recorder.of("session_status")[-1] == ("session_status", SessionStatus.FAILURE)
+    # the engine let the program go: it finishes on its own, no longer traced
+    assert harness.pipe.wait_eof()
+    assert_reaped_or_gone(process.pid)
+    harness.launch("data")
+    assert harness.run_to_end() == 0
+
+
+def assert_reaped_or_gone(pid: int) -> None:
+    """``pid`` is no longer traced by us: gone, or running free."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            tracer = next(line for line in status if line.startswith("TracerPid:"))
+    except (OSError, StopIteration):
+        return
+    assert int(tracer.split()[1]) == 0

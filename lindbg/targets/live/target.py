@@ -49,6 +49,8 @@ _BASE_OPTIONS = (
 _WAIT_ALL = pt.WALL | pt.WNOTHREAD
 _STOP_SIGNALS = frozenset(int(s) for s in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
 _INT3 = BREAKPOINT_INSTRUCTION
+#: The most PTRACE_PEEKDATA reads one fallback read may take (64 KiB of words).
+_PEEK_LIMIT = 1 << 16
 #: How long terminating a process may take before the engine gives up on it.
 _KILL_TIMEOUT = 10.0
 #: The wait status of a completed single step: stopped by a plain SIGTRAP.
@@ -590,11 +592,12 @@ class LiveTarget(Target):
                 pt.setregs(tid, thread.regs)
                 thread.regs_dirty = False
             thread.regs_valid = False
-        thread.state = ThreadState.RUNNING
         try:
             pt.cont(tid, sig)
         except ProcessLookupError:
             thread.state = ThreadState.EXITING  # killed meanwhile: its exit status follows
+            return
+        thread.state = ThreadState.RUNNING
 
     def _step_over_site(self, thread: LiveThread, site: Site, regs: UserRegs) -> bool:
         """Move ``thread`` past the int3 at ``site``; False if it stopped for another reason.
@@ -687,8 +690,8 @@ class LiveTarget(Target):
             pt.setregs(thread.tid, thread.regs)
             thread.regs_dirty = False
         thread.regs_valid = False
-        thread.state = ThreadState.RUNNING
         pt.singlestep(thread.tid, sig)
+        thread.state = ThreadState.RUNNING
         _, status = _wait_blocking(thread.tid, _WAIT_ALL)
         if restored:
             assert site is not None
@@ -832,6 +835,8 @@ class LiveTarget(Target):
         process = self._process(pid)
         data = process.memory.read(address, size)
         if len(data) < size:
+            data += self._peek_words(process, address + len(data), size - len(data))
+        if len(data) < size:
             bad = address + len(data)
             raise MemoryAccessError(f"memory access error at {bad:#x} (process {pid})", bad, pid)
         if process.sites:
@@ -845,6 +850,23 @@ class LiveTarget(Target):
             if patched is not None:
                 return bytes(patched)
         return data
+
+    def _peek_words(self, process: LiveProcess, address: int, size: int) -> bytes:
+        """The last resort when process_vm_readv and /proc/PID/mem both refuse
+        (a kernel without them): PTRACE_PEEKDATA word by word, stopping at the
+        first word that cannot be read."""
+        thread = next((t for t in process.threads.values() if t.state is ThreadState.STOPPED), None)
+        if thread is None or size > _PEEK_LIMIT:
+            return b""
+        out = bytearray()
+        start = address & ~7
+        try:
+            for word_address in range(start, address + size, 8):
+                out += pt.peekdata(thread.tid, word_address).to_bytes(8, "little")
+        except OSError:
+            pass
+        skip = address - start
+        return bytes(out[skip : skip + size]) if len(out) > skip else b""
 
     def read_memory_into(self, pid: int, address: int, buffer: bytearray | memoryview) -> None:
         """Fill ``buffer`` from ``address`` (breakpoints hidden), with no extra copy.
