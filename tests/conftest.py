@@ -448,11 +448,11 @@ class Recorder(EventCallbacks):
         return self._answer("exit_process", exit_code)
 
     def load_module(self, module: Any) -> Status:
-        self.log.append(("load_module",))
+        self.log.append(("load_module", module))
         return self._answer("load_module", module)
 
     def unload_module(self, module: Any) -> Status:
-        self.log.append(("unload_module",))
+        self.log.append(("unload_module", module))
         return self._answer("unload_module", module)
 
     def system_error(self, error: int, level: int) -> Status:

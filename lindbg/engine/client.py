@@ -17,8 +17,9 @@ from lindbg.constants import EndFlags, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.engine import Engine
 from lindbg.engine.extensions import Extension
-from lindbg.engine.handles import Breakpoint, LastEvent, Process, Thread
+from lindbg.engine.handles import Breakpoint, LastEvent, Module, Process, Thread
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
+from lindbg.symbols.disassembly import Instruction, disassemble_memory
 
 _StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
 
@@ -264,6 +265,18 @@ class DebugClient:
 
     def set_register(self, name: str, value: int, thread: int | None = None) -> None:
         self._engine.call(lambda: self._engine.set_register(name, value, thread))
+
+    # ---------------------------------------------------------------- modules
+
+    def modules(self, pid: int | None = None) -> list[Module]:
+        """The modules of the current process (or of ``pid``), in load order:
+        the program, the dynamic loader, the vDSO, then the shared libraries."""
+        return self._engine.call(lambda: self._engine.modules(pid))  # type: ignore[no-any-return]
+
+    def disassemble(self, address: int, count: int) -> list[Instruction]:
+        """``count`` instructions from ``address`` of the current process (int3 hidden)."""
+        engine = self._engine
+        return engine.call(lambda: disassemble_memory(engine.read_memory_partial, address, count))  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------- extensions
 

@@ -23,16 +23,28 @@ from typing import TYPE_CHECKING, Any
 
 from lindbg.arch.x86_64 import WatchKind
 from lindbg.arch.x86_64_displaced import call_instruction_length
-from lindbg.constants import CDS, CES, EventMask, Notify, OutputMask, ProcessOptions, SessionStatus, Status
+from lindbg.constants import (
+    CDS,
+    CES,
+    CSS,
+    EventMask,
+    Notify,
+    OutputMask,
+    ProcessOptions,
+    SessionStatus,
+    Status,
+)
 from lindbg.engine import status as status_rules
 from lindbg.engine.extensions import Extension, load_object
-from lindbg.engine.handles import Breakpoint, ExceptionInfo, LastEvent, Process, Thread
+from lindbg.engine.handles import Breakpoint, ExceptionInfo, LastEvent, Module, Process, Thread
 from lindbg.engine.inbox import Doorbell, Inbox
+from lindbg.engine.modules import ProcessModules
 from lindbg.engine.session import Session, SessionInput, SessionState
 from lindbg.errors import (
     EngineUnusableError,
     InvalidOperationError,
     LindbgError,
+    MemoryAccessError,
     NoDebuggeeError,
     TargetAccessError,
 )
@@ -77,6 +89,20 @@ class _StepOverMark:
         self.enabled = True
 
 
+class _LoaderMark:
+    """The engine's own breakpoint where the loader can be watched: the program's
+    entry point (``entry``: the DT_NEEDED libraries are mapped) or ``r_brk``
+    (``rendezvous``: every dlopen/dlclose)."""
+
+    __slots__ = ("address", "enabled", "kind", "pid")
+
+    def __init__(self, pid: int, address: int, kind: str) -> None:
+        self.pid = pid
+        self.address = address
+        self.kind = kind
+        self.enabled = True
+
+
 class Engine:
     """Everything one family of clients shares. Reached only through ``DebugClient``."""
 
@@ -103,6 +129,8 @@ class Engine:
         #: (tid, signal, first_chance, address) of the exception the target is stopped on.
         self._held_signal: tuple[int, int, bool, int] | None = None
         self._step_over: _StepOverMark | None = None
+        self._modules: dict[int, ProcessModules] = {}
+        self._loader_marks: dict[int, list[_LoaderMark]] = {}
         #: The thread a step in progress steps (events of others may intervene).
         self._step_tid = 0
         #: Steps still to take before a step (``t N``/``p N``) breaks in.
@@ -325,11 +353,108 @@ class Engine:
         if self.session.apply(SessionInput.TARGET_GAINED) is SessionStatus.ACTIVE:
             self._announce_session_start()
         decided = self._event(EventMask.CREATE_PROCESS, "create_process", process)
+        decided = status_rules.stronger(decided, self._track_modules(pid, attached=how == "attach"))
         if decided is Status.NO_CHANGE or decided is Status.BREAK:
             self._announce_break()
         else:
             self.status = decided  # stopped; the next wait_for_event resumes it
         return process
+
+    # ---------------------------------------------------------------- modules
+
+    def _track_modules(self, pid: int, *, attached: bool) -> Status:
+        """Learn the modules of a new process image and watch its loader."""
+        target = self.target
+        assert target is not None
+        memory = target.processes[pid].memory
+        try:
+            tracker = ProcessModules(pid, memory.read)
+            loaded = tracker.initial()
+        except (OSError, KeyError, ValueError) as error:
+            self.output(OutputMask.WARNING, f"cannot list the modules of process {pid}: {error}\n")
+            return Status.NO_CHANGE
+        self._modules[pid] = tracker
+        if attached:
+            more, _ = tracker.refresh()
+            loaded += more
+            self._watch_rendezvous(pid, tracker)
+        elif tracker.entry_point:
+            self._plant_loader_mark(_LoaderMark(pid, tracker.entry_point, "entry"))
+        return self._announce_modules(loaded, [])
+
+    def _announce_modules(self, loaded: list[Module], unloaded: list[Module]) -> Status:
+        decided = Status.NO_CHANGE
+        for module in unloaded:
+            decided = status_rules.stronger(
+                decided, self._event(EventMask.UNLOAD_MODULE, "unload_module", module)
+            )
+            self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.UNLOADS, module.base)
+        for module in loaded:
+            decided = status_rules.stronger(
+                decided, self._event(EventMask.LOAD_MODULE, "load_module", module)
+            )
+            self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.LOADS, module.base)
+        return decided
+
+    def _watch_rendezvous(self, pid: int, tracker: ProcessModules) -> None:
+        address = tracker.rendezvous_break_address()
+        marks = self._loader_marks.get(pid, [])
+        if address and not any(m.kind == "rendezvous" for m in marks):
+            self._plant_loader_mark(_LoaderMark(pid, address, "rendezvous"))
+
+    def _plant_loader_mark(self, mark: _LoaderMark) -> None:
+        assert self.target is not None
+        try:
+            site = self.target.insert_site(mark.pid, mark.address)
+        except LindbgError as error:
+            self.output(OutputMask.WARNING, f"cannot watch the loader of process {mark.pid}: {error}\n")
+            return
+        site.owners.append(mark)
+        self._loader_marks.setdefault(mark.pid, []).append(mark)
+
+    def _remove_loader_mark(self, mark: _LoaderMark) -> None:
+        marks = self._loader_marks.get(mark.pid, [])
+        if mark in marks:
+            marks.remove(mark)
+        target = self.target
+        process = target.processes.get(mark.pid) if target is not None else None
+        site = process.sites.get(mark.address) if process is not None else None
+        if target is not None and site is not None and mark in site.owners:
+            site.owners.remove(mark)
+            if not site.owners:
+                target.remove_site(mark.pid, mark.address)
+
+    def _on_loader_mark(self, mark: _LoaderMark, pid: int) -> Status:
+        """The loader reached a point where its module list may have changed."""
+        tracker = self._modules.get(pid)
+        if tracker is None:
+            return Status.NO_CHANGE
+        try:
+            loaded, unloaded = tracker.refresh()
+        except OSError as error:
+            self.output(OutputMask.WARNING, f"cannot read the loader's list of process {pid}: {error}\n")
+            return Status.NO_CHANGE
+        if mark.kind == "entry" and mark.pid == pid:
+            self._remove_loader_mark(mark)
+            self._watch_rendezvous(pid, tracker)
+        return self._announce_modules(loaded, unloaded)
+
+    def _inherit_modules(self, parent_pid: int, child_pid: int) -> None:
+        """A fork child has its parent's mappings, and its copy of the loader marks."""
+        parent = self._modules.get(parent_pid)
+        target = self.target
+        if parent is None or target is None or child_pid not in target.processes:
+            return
+        self._modules[child_pid] = parent.copy_for(child_pid, target.processes[child_pid].memory.read)
+
+    def modules(self, pid: int | None = None) -> list[Module]:
+        self._require_session()
+        tracker = self._modules.get(self.current_pid if pid is None else pid)
+        return list(tracker.modules) if tracker is not None else []
+
+    def module_at(self, address: int, pid: int | None = None) -> Module | None:
+        tracker = self._modules.get(self.current_pid if pid is None else pid)
+        return tracker.at(address) if tracker is not None else None
 
     def _register_process(self, pid: int, options: int) -> Process:
         assert self.target is not None
@@ -400,6 +525,10 @@ class Engine:
             thread.is_valid = False
         self.processes.clear()
         self.threads.clear()
+        for tracker in self._modules.values():
+            tracker.forget()
+        self._modules.clear()
+        self._loader_marks.clear()
         self.target = None
         self._held_signal = None
         self._step_over = None
@@ -542,7 +671,7 @@ class Engine:
         assert target is not None
         if self._steps_left > 0:
             owners = target.breakpoint_under(tid)
-            if owners and any(o.__class__ is not _StepOverMark and o.enabled for o in owners):
+            if owners and any(o.__class__ is Breakpoint and o.enabled for o in owners):
                 # a step of `t N` landed on a breakpoint: it is hit, as in cdb and gdb
                 self._steps_left = 0
                 return self._on_breakpoint(TargetEvent(EventKind.BREAKPOINT, pid, tid, sites=owners))
@@ -647,6 +776,7 @@ class Engine:
             parent = self.processes.get(event.code)
             child = self._register_process(event.pid, parent.options if parent is not None else 0)
             child.parent_pid = event.code
+            self._inherit_modules(event.code, event.pid)
             decided = self._event(EventMask.CREATE_PROCESS, "create_process", child)
             return self._after(
                 decided, default=Status.GO, pid=event.pid, tid=event.tid, what="create_process"
@@ -696,6 +826,9 @@ class Engine:
         user_hit = None
         listeners = self._listeners[EventMask.BREAKPOINT]
         for owner in list(owners):
+            if owner.__class__ is _LoaderMark:
+                decided = status_rules.stronger(decided, self._on_loader_mark(owner, event.pid))
+                continue
             if owner.__class__ is _StepOverMark:
                 if self._step_over_done(owner, event.tid):
                     self._clear_step_over()
@@ -777,7 +910,13 @@ class Engine:
             self.threads.pop(thread.tid, None)
         process.threads = process.threads[:1]
         process.executable = procfs.executable(event.pid)
-        decided = self._event(EventMask.CREATE_PROCESS, "create_process", process)
+        old = self._modules.pop(event.pid, None)
+        self._loader_marks.pop(event.pid, None)  # their int3 bytes went with the old image
+        decided = self._announce_modules([], old.forget() if old is not None else [])
+        decided = status_rules.stronger(
+            decided, self._event(EventMask.CREATE_PROCESS, "create_process", process)
+        )
+        decided = status_rules.stronger(decided, self._track_modules(event.pid, attached=False))
         return self._after(decided, default=Status.GO, pid=event.pid, tid=event.tid, what="exec")
 
     def _on_process_gone(self, event: TargetEvent) -> bool:
@@ -794,6 +933,10 @@ class Engine:
         for bp in [bp for bp in self.breakpoints.values() if bp.pid == event.pid]:
             bp.placement = None
             self._forget_breakpoint(bp)
+        tracker = self._modules.pop(event.pid, None)
+        if tracker is not None:
+            tracker.forget()
+        self._loader_marks.pop(event.pid, None)
         if not self.processes:
             self._finish_session(SessionInput.TARGETS_EXITED)
             return True
@@ -895,6 +1038,15 @@ class Engine:
         if size < 0:
             raise InvalidOperationError(f"cannot read {size} bytes")
         return target.read_memory(self.current_pid, address, size)
+
+    def read_memory_partial(self, address: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``address``: fewer where memory ends (disassembly)."""
+        target = self._require_session()
+        try:
+            return target.read_memory(self.current_pid, address, size)
+        except MemoryAccessError as error:
+            readable = error.address - address
+            return target.read_memory(self.current_pid, address, readable) if readable > 0 else b""
 
     def read_memory_into(self, address: int, buffer: bytearray | memoryview) -> int:
         target = self._require_session()

@@ -118,3 +118,35 @@ class LastEvent:
     description: str
     breakpoint_id: int | None = None
     signal: int = 0
+
+
+class Module:
+    """A loaded ELF image (executable, shared library, vDSO) of one process.
+
+    ``base``/``end`` span its mapping (``end`` exclusive); ``bias`` is what
+    the loader added to its link-time addresses.
+    """
+
+    __slots__ = ("base", "bias", "build_id", "end", "is_valid", "name", "path", "pid", "symbol_state")
+
+    def __init__(self, pid: int, name: str, path: str, base: int, end: int, bias: int, build_id: str) -> None:
+        self.pid = pid
+        self.name = name
+        self.path = path
+        self.base = base
+        self.end = end
+        self.bias = bias
+        self.build_id = build_id
+        self.is_valid = True
+        #: cdb's `lm` status: "deferred" until a question needs its symbols.
+        self.symbol_state = "deferred"
+
+    @property
+    def size(self) -> int:
+        return self.end - self.base
+
+    def __contains__(self, address: int) -> bool:
+        return self.base <= address < self.end
+
+    def __repr__(self) -> str:
+        return f"<Module {self.name} {self.base:#x}-{self.end:#x} {self.path}>"

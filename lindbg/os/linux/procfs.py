@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 
 
 def thread_ids(pid: int) -> list[int]:
@@ -53,3 +54,29 @@ def parent_pid(pid: int) -> int:
         return int(status_fields(pid).get("PPid", "0"))
     except (OSError, ValueError):
         return 0
+
+
+def auxv(pid: int) -> dict[int, int]:
+    """The auxiliary vector of ``pid`` (AT_* -> value), from /proc/PID/auxv."""
+    with open(f"/proc/{pid}/auxv", "rb") as f:
+        data = f.read()
+    entries: dict[int, int] = {}
+    for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
+        if key == 0:
+            break
+        entries[key] = value
+    return entries
+
+
+def mapping_path_at(pid: int, address: int) -> str:
+    """The file mapped at ``address`` in ``pid`` (the path column of /proc/PID/maps), or ''."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                fields = line.split(maxsplit=5)
+                start, _, end = fields[0].partition("-")
+                if int(start, 16) <= address < int(end, 16):
+                    return fields[5].strip() if len(fields) == 6 else ""
+    except OSError:
+        pass
+    return ""
