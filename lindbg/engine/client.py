@@ -17,9 +17,10 @@ from lindbg.constants import EndFlags, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.engine import Engine
 from lindbg.engine.extensions import Extension
-from lindbg.engine.handles import Breakpoint, LastEvent, Module, Process, Thread
+from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process, Thread
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
 from lindbg.symbols.disassembly import Instruction, disassemble_memory
+from lindbg.symbols.lines import SourceLine
 
 _StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
 
@@ -227,7 +228,9 @@ class DebugClient:
     def add_breakpoint(
         self, location: int | str, *, access: str | None = None, size: int = 1, one_shot: bool = False
     ) -> Breakpoint:
-        """Set a breakpoint at ``location`` (an address).
+        """Set a breakpoint at ``location``: an address, ``"mod!sym[+off]"``, ``"sym"`` or
+        ``"file.c:LINE"``. A ``mod!sym`` or ``file:line`` that no loaded module has yet is
+        a deferred breakpoint (``bp.deferred``), placed when such a module loads (WinDbg's ``bu``).
 
         ``access`` None gives a software breakpoint; "e", "w" or "rw" a hardware
         one in a debug register ("r" is treated as "rw": x86 has no read-only watch).
@@ -272,6 +275,27 @@ class DebugClient:
         """The modules of the current process (or of ``pid``), in load order:
         the program, the dynamic loader, the vDSO, then the shared libraries."""
         return self._engine.call(lambda: self._engine.modules(pid))  # type: ignore[no-any-return]
+
+    def resolve(self, expression: str) -> int:
+        """The address of ``mod!sym[+off]``, ``sym[+off]``, ``file.c:LINE``, ``mod`` or a number.
+
+        Raises:
+            InvalidOperationError: cdb's "Couldn't resolve error at '...'".
+        """
+        return self._engine.call(lambda: self._engine.resolve(expression))  # type: ignore[no-any-return]
+
+    def symbol_at(self, address: int) -> str | None:
+        """cdb's ``module!symbol+0xoff`` (or ``module+0xoff``) for ``address``; None outside modules."""
+        return self._engine.call(lambda: self._engine.symbol_at(address))  # type: ignore[no-any-return]
+
+    def source_line(self, address: int) -> SourceLine | None:
+        """The DWARF line that holds ``address`` (file, line, the row's runtime address)."""
+        return self._engine.call(lambda: self._engine.source_line(address))  # type: ignore[no-any-return]
+
+    def stack(self, thread: int | None = None, max_frames: int | None = None) -> list[Frame]:
+        """The stack of the current thread (or of thread id ``thread``), innermost first;
+        ``str(frame)`` is cdb's ``module!function+0xoff [file @ line]``."""
+        return self._engine.call(lambda: self._engine.stack(thread, max_frames))  # type: ignore[no-any-return]
 
     def disassemble(self, address: int, count: int) -> list[Instruction]:
         """``count`` instructions from ``address`` of the current process (int3 hidden)."""

@@ -15,13 +15,14 @@ only places that send them, so their order is written down once.
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lindbg.arch.x86_64 import WatchKind
+from lindbg.arch.x86_64 import GENERAL_REGISTERS, WatchKind
 from lindbg.arch.x86_64_displaced import call_instruction_length
 from lindbg.constants import (
     CDS,
@@ -36,10 +37,11 @@ from lindbg.constants import (
 )
 from lindbg.engine import status as status_rules
 from lindbg.engine.extensions import Extension, load_object
-from lindbg.engine.handles import Breakpoint, ExceptionInfo, LastEvent, Module, Process, Thread
+from lindbg.engine.handles import Breakpoint, ExceptionInfo, Frame, LastEvent, Module, Process, Thread
 from lindbg.engine.inbox import Doorbell, Inbox
 from lindbg.engine.modules import ProcessModules
 from lindbg.engine.session import Session, SessionInput, SessionState
+from lindbg.engine.symbols import SymbolIndex
 from lindbg.errors import (
     EngineUnusableError,
     InvalidOperationError,
@@ -50,6 +52,9 @@ from lindbg.errors import (
 )
 from lindbg.os.linux import procfs
 from lindbg.os.linux.signals import is_fatal_by_default, signal_description
+from lindbg.symbols.cfi import CallFrameTable
+from lindbg.symbols.lines import SourceLine
+from lindbg.symbols.stackwalk import walk as walk_stack
 from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
 from lindbg.targets.live import LiveTarget
 
@@ -87,6 +92,48 @@ class _StepOverMark:
         self.address = address
         self.rsp = rsp
         self.enabled = True
+
+
+_SOURCE_LINE = re.compile(r"^(.+\.[A-Za-z0-9+]+):(\d+)$")
+
+
+def _number(text: str) -> int | None:
+    """cdb numbers: ``0x`` hex, ``0n`` decimal, else hex (the default radix)."""
+    text = text.strip().lower()
+    try:
+        if text.startswith("0n"):
+            return int(text[2:], 10)
+        return int(text[2:] if text.startswith("0x") else text, 16)
+    except ValueError:
+        return None
+
+
+def _is_symbolic(expression: str) -> bool:
+    """Could ``expression`` name something in a module that is not loaded yet?"""
+    return "!" in expression or _SOURCE_LINE.match(expression) is not None
+
+
+class _AddressSpace:
+    """The stack walker's view of one process: memory words and module CFI."""
+
+    def __init__(self, engine: Engine, pid: int) -> None:
+        assert engine.target is not None
+        self._memory = engine.target.processes[pid].memory
+        self._engine = engine
+        self._modules = engine._modules_of(pid)
+
+    def read_u64(self, address: int) -> int:
+        data = self._memory.read(address, 8)
+        if len(data) < 8:
+            raise MemoryAccessError(f"memory access error at {address:#x}", address)
+        return int.from_bytes(data, "little")
+
+    def table_for(self, pc: int) -> tuple[CallFrameTable, int] | None:
+        module = next((m for m in self._modules if m.base <= pc < m.end), None)
+        if module is None:
+            return None
+        frames = self._engine.symbols.of(module, self._memory.read).frames
+        return (frames, module.bias) if frames is not None else None
 
 
 class _LoaderMark:
@@ -130,6 +177,7 @@ class Engine:
         self._held_signal: tuple[int, int, bool, int] | None = None
         self._step_over: _StepOverMark | None = None
         self._modules: dict[int, ProcessModules] = {}
+        self.symbols = SymbolIndex(self._process_reader)
         self._loader_marks: dict[int, list[_LoaderMark]] = {}
         #: The thread a step in progress steps (events of others may intervene).
         self._step_tid = 0
@@ -394,6 +442,10 @@ class Engine:
                 decided, self._event(EventMask.LOAD_MODULE, "load_module", module)
             )
             self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.LOADS, module.base)
+        for module in unloaded:
+            self.symbols.forget_module(module)
+        if loaded:
+            self._resolve_deferred(loaded[0].pid)
         return decided
 
     def _watch_rendezvous(self, pid: int, tracker: ProcessModules) -> None:
@@ -529,6 +581,7 @@ class Engine:
             tracker.forget()
         self._modules.clear()
         self._loader_marks.clear()
+        self.symbols.close()
         self.target = None
         self._held_signal = None
         self._step_over = None
@@ -954,29 +1007,161 @@ class Engine:
         self, location: int | str, access: str | None, size: int, one_shot: bool
     ) -> Breakpoint:
         target = self._require_session()
-        address = self._location_address(location)
         if access is not None and access not in _WATCH_KINDS:
             raise InvalidOperationError(f"breakpoint access must be 'e', 'w', 'rw' or 'r', not '{access}'")
         if access is not None and target.running:
             raise InvalidOperationError("hardware breakpoints need a stopped target; break in first")
         pid = self.current_pid
-        bp = Breakpoint(self, self._next_breakpoint_id, pid, address, access, size if access else 1, one_shot)
-        self._place(bp)
+        expression = location.strip() if isinstance(location, str) else ""
+        address = self._try_resolve(location)
+        bp = Breakpoint(
+            self, self._next_breakpoint_id, pid, address or 0, access, size if access else 1, one_shot
+        )
+        bp.expression = expression
+        if address is None:
+            if not _is_symbolic(expression):
+                raise InvalidOperationError(f"Couldn't resolve error at '{expression}'")
+            bp.deferred = True  # resolved when a module that has it loads
+        else:
+            self._place(bp)
         self._next_breakpoint_id += 1
         self.breakpoints[bp.id] = bp
         self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.BREAKPOINTS, bp.id)
         return bp
 
-    def _location_address(self, location: int | str) -> int:
+    def _try_resolve(self, location: int | str) -> int | None:
+        """The address ``location`` names now, or None if no loaded module has it."""
         if isinstance(location, int):
             return location
-        text = location.strip().replace("`", "")
         try:
-            return int(text, 16) if not text.lower().startswith("0x") else int(text, 0)
-        except ValueError:
-            raise InvalidOperationError(
-                f"cannot resolve '{location}': symbolic breakpoints need module symbols (not loaded)"
-            ) from None
+            return self.resolve(location)
+        except InvalidOperationError:
+            return None
+
+    def _resolve_deferred(self, pid: int) -> None:
+        """Modules changed in ``pid``: place the deferred breakpoints that now resolve."""
+        for bp in list(self.breakpoints.values()):
+            if not bp.deferred or bp.pid != pid or not bp.enabled:
+                continue
+            address = self._try_resolve(bp.expression)
+            if address is None:
+                continue
+            bp.address = address
+            bp.deferred = False
+            try:
+                self._place(bp)
+            except LindbgError as error:
+                bp.deferred = True
+                self.output(OutputMask.WARNING, f"breakpoint {bp.id} at {address:#x}: {error}\n")
+                continue
+            self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.BREAKPOINTS, bp.id)
+
+    # ------------------------------------------------------------------ symbols
+
+    def _modules_of(self, pid: int | None = None) -> list[Module]:
+        tracker = self._modules.get(self.current_pid if pid is None else pid)
+        return tracker.modules if tracker is not None else []
+
+    def _process_reader(self, pid: int) -> Callable[[int, int], bytes] | None:
+        target = self.target
+        process = target.processes.get(pid) if target is not None else None
+        return process.memory.read if process is not None else None
+
+    def _memory_reader(self) -> Callable[[int, int], bytes]:
+        target = self._require_session()
+        return target.processes[self.current_pid].memory.read
+
+    def resolve(self, expression: str) -> int:
+        """An address from ``mod!sym[+off]``, ``sym[+off]``, ``file.c:LINE`` or a number.
+
+        Raises:
+            InvalidOperationError: cdb's "Couldn't resolve error at '...'" naming the part.
+        """
+        self._require_session()
+        text = expression.strip().replace("`", "")
+        if not text:
+            raise InvalidOperationError("Couldn't resolve error at '<EOL>'")
+        line_match = _SOURCE_LINE.match(text)
+        if line_match is not None:
+            found = self.symbols.resolve_line(self._modules_of(), line_match[1], int(line_match[2]))
+            if not found:
+                raise InvalidOperationError(f"Couldn't resolve error at '{text}': no code for that line")
+            return min(found)
+        base, offset = text, 0
+        head, plus, tail = text.rpartition("+")
+        if plus and head and _number(tail) is not None:
+            base, offset = head.strip(), _number(tail) or 0
+        number = _number(base)
+        if number is not None and (base.lower().startswith(("0x", "0n")) or base.isdigit()):
+            return number + offset
+        module_name, bang, name = base.rpartition("!")
+        modules = self._modules_of()
+        if not bang:
+            module_name, name = "", base
+            module = next((m for m in modules if m.name.lower() == name.lower()), None)
+            if module is not None:  # a bare module name is its base, as in cdb
+                return module.base + offset
+        if bang and not name:  # "mod!" or a bare module name: its base
+            module = next((m for m in modules if m.name.lower() == module_name.lower()), None)
+            if module is None:
+                raise InvalidOperationError(f"Couldn't resolve error at '{text}'")
+            return module.base + offset
+        found = self.symbols.resolve_symbol(modules, module_name or None, name)
+        if found:
+            return found[0] + offset
+        if not bang and number is not None:
+            return number + offset
+        raise InvalidOperationError(f"Couldn't resolve error at '{text}'")
+
+    def symbol_at(self, address: int) -> str | None:
+        """cdb's ``module!symbol+0xoff`` for ``address`` (None outside every module)."""
+        self._require_session()
+        located = self.symbols.locate(self._modules_of(), address, self._memory_reader())
+        return str(located) if located is not None else None
+
+    def source_line(self, address: int) -> SourceLine | None:
+        self._require_session()
+        return self.symbols.source_line(self._modules_of(), address, self._memory_reader())
+
+    def stack(self, tid: int | None, max_frames: int | None) -> list[Frame]:
+        target = self._require_stopped()
+        tid = self.current_tid if tid is None else tid
+        thread = self.threads.get(tid)
+        if thread is None:
+            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        regs = target.general_registers(tid)
+        registers = {name: int(getattr(regs, name)) for name in GENERAL_REGISTERS}
+        space = _AddressSpace(self, thread.pid)
+        raw = walk_stack(registers, space, max_frames or 256)
+        modules = self._modules_of(thread.pid)
+        read = target.processes[thread.pid].memory.read
+        frames = []
+        for number, item in enumerate(raw):
+            # a return address belongs to the call before it: name and line of pc - 1
+            lookup = item.pc if number == 0 or item.how == "signal" else item.pc - 1
+            located = self.symbols.locate(modules, lookup, read)
+            line = self.symbols.source_line(modules, lookup, read)
+            if located is None:
+                module_name, function, offset = None, None, 0
+            else:
+                module_name = located.module.name
+                function = located.symbol.name if located.symbol is not None else None
+                offset = located.offset + (item.pc - lookup)
+            frames.append(
+                Frame(
+                    number,
+                    item.pc,
+                    item.sp,
+                    item.return_address,
+                    item.how,
+                    module_name,
+                    function,
+                    offset,
+                    line.file if line is not None else None,
+                    line.line if line is not None else None,
+                )
+            )
+        return frames
 
     def _place(self, bp: Breakpoint) -> None:
         target = self.target

@@ -76,6 +76,10 @@ class Breakpoint:
         self.placement: Any = None
         #: Free for the console (commands to run on a hit).
         self.command = ""
+        #: What the user typed ("app!compute", "app.c:42"), kept to resolve it again.
+        self.expression = ""
+        #: True while the expression names something not loaded yet (WinDbg's `bu`).
+        self.deferred = False
 
     @property
     def enabled(self) -> bool:
@@ -150,3 +154,67 @@ class Module:
 
     def __repr__(self) -> str:
         return f"<Module {self.name} {self.base:#x}-{self.end:#x} {self.path}>"
+
+
+class Frame:
+    """One frame of a stack: where it is and, when known, in which function and line.
+
+    ``str(frame)`` is cdb's call-site form: ``module!function+0xoff [file @ line]``.
+    """
+
+    __slots__ = (
+        "file",
+        "function",
+        "how",
+        "line",
+        "module",
+        "number",
+        "offset",
+        "pc",
+        "return_address",
+        "sp",
+    )
+
+    def __init__(
+        self,
+        number: int,
+        pc: int,
+        sp: int,
+        return_address: int,
+        how: str,
+        module: str | None,
+        function: str | None,
+        offset: int,
+        file: str | None,
+        line: int | None,
+    ) -> None:
+        self.number = number
+        self.pc = pc
+        self.sp = sp
+        self.return_address = return_address
+        self.how = how
+        self.module = module
+        self.function = function
+        self.offset = offset
+        self.file = file
+        self.line = line
+
+    @property
+    def location(self) -> str:
+        if self.module is None:
+            return f"0x{self.pc >> 32:08x}`{self.pc & 0xFFFFFFFF:08x}"
+        if self.function is None:
+            return f"{self.module}+{self.offset:#x}"
+        return (
+            f"{self.module}!{self.function}+{self.offset:#x}"
+            if self.offset
+            else f"{self.module}!{self.function}"
+        )
+
+    def __str__(self) -> str:
+        if self.file is not None and self.line is not None:
+            return f"{self.location} [{self.file} @ {self.line}]"
+        return self.location
+
+    def __repr__(self) -> str:
+        return f"<Frame {self.number} {self} sp={self.sp:#x}>"
