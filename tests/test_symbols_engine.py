@@ -174,3 +174,31 @@ def test_disassembly_and_symbols_of_the_vdso(harness: Harness) -> None:
     assert name is not None and name.startswith("linux_vdso!") and "+" not in name  # an alias of it
     assert harness.client.resolve(name) == address
     assert harness.client.disassemble(address, 2)
+
+
+def test_breakpoint_in_an_unloaded_library_waits_for_it_again(harness: Harness, tmp_path: Path) -> None:
+    source = Path(__file__).parent / "fixtures" / "lib" / "plugin.c"
+    plugin = tmp_path / "libplugin.so"
+    subprocess.run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-o", str(plugin), str(source)], check=True)
+    harness.client.set_event_callbacks(Recorder(mask=EventMask.BREAKPOINT))
+    harness.launch("dlopener", str(plugin))
+    bp = harness.client.add_breakpoint("libplugin!plugin_value")
+    closed = harness.client.add_breakpoint("dlopener!after_dlclose")
+    harness.go()
+    assert bp.hit_count == 1 and not bp.deferred
+    harness.go()
+    assert closed.hit_count == 1
+    assert bp.deferred  # dlclose took its module away; it is still listed, unresolved
+    assert bp in harness.client.breakpoints()
+    assert harness.run_to_end() == 0
+
+
+def test_breakpoint_by_name_is_resolved_again_after_exec(harness: Harness) -> None:
+    harness.client.set_event_callbacks(Recorder(mask=EventMask.BREAKPOINT))
+    harness.launch("execer", harness.programs.path("data"))
+    bp = harness.client.add_breakpoint("data!add")
+    assert bp.deferred  # no module named data yet: execer is running
+    harness.go()
+    assert bp.hit_count == 1
+    assert harness.rip() == harness.symbol("data", "add")
+    assert harness.run_to_end() == 0

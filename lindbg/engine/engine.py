@@ -444,6 +444,7 @@ class Engine:
             self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.LOADS, module.base)
         for module in unloaded:
             self.symbols.forget_module(module)
+            self._defer_breakpoints_in(module)
         if loaded:
             self._resolve_deferred(loaded[0].pid)
         return decided
@@ -956,8 +957,11 @@ class Engine:
         if process is None:
             return self._after(Status.GO)
         for bp in [bp for bp in self.breakpoints.values() if bp.pid == event.pid]:
-            bp.placement = None
-            self._forget_breakpoint(bp)
+            bp.placement = None  # its int3 went with the old image
+            if bp.expression and _is_symbolic(bp.expression):
+                bp.deferred = True  # resolved again in the new image, as gdb does
+            else:
+                self._forget_breakpoint(bp)
         for thread in process.threads[1:]:
             thread.is_valid = False
             self.threads.pop(thread.tid, None)
@@ -1037,6 +1041,17 @@ class Engine:
             return self.resolve(location)
         except InvalidOperationError:
             return None
+
+    def _defer_breakpoints_in(self, module: Module) -> None:
+        """A module went away: its breakpoints wait for it to come back (WinDbg's `bu`)."""
+        for bp in list(self.breakpoints.values()):
+            if bp.pid != module.pid or bp.deferred or not module.base <= bp.address < module.end:
+                continue
+            self._unplace(bp)
+            if bp.expression and _is_symbolic(bp.expression):
+                bp.deferred = True
+            else:
+                self._forget_breakpoint(bp)
 
     def _resolve_deferred(self, pid: int) -> None:
         """Modules changed in ``pid``: place the deferred breakpoints that now resolve."""
