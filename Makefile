@@ -64,6 +64,7 @@ $(VENV)/.bench-deps: $(STAMP)
 
 bench: $(STAMP) $(VENV)/.bench-deps
 	$(PY) -m bench
+	$(PY) -m bench.symbols
 
 clean:
 	rm -rf examples/build bench/build tests/build .pytest_cache .mypy_cache .ruff_cache

@@ -58,9 +58,12 @@ class ModuleSymbols:
 
     @cached_property
     def symbols(self) -> SymbolTable:
-        """The richest table: the debug file's (static functions included) merged
-        over the image's own .symtab/.dynsym."""
-        tables = [i.symbols for i in (self.debug_image, self.image) if i is not None]
+        """The richest table: the debug file's .symtab (static functions included)
+        when it has one, else the image's own .symtab/.dynsym."""
+        debug, image = self.debug_image, self.image
+        if debug is not None and debug.has_contents(".symtab"):
+            return debug.symbols  # a full .symtab: a superset of the image's own tables
+        tables = [i.symbols for i in (debug, image) if i is not None]
         if not tables:
             return _EMPTY
         return tables[0] if len(tables) == 1 else SymbolTable.merged(*tables)

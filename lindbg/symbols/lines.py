@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import posixpath
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -463,6 +464,14 @@ class LineTable:
             tuple_size = 2 * addr_size + seg_size
             p = pos + -(-(p - pos) // tuple_size) * tuple_size  # aligned from the set's start
             covered.add(info_offset)
+            if addr_size == 8 and seg_size == 0:  # the usual layout: one struct pass (libc: 2k sets)
+                usable = (end - p) // 16 * 16
+                for start, size in struct.iter_unpack("<QQ", data[p : p + usable]):
+                    if start == 0 and size == 0:
+                        break
+                    ranges.append((start, start + size, info_offset))
+                pos = end
+                continue
             while p + tuple_size <= end:
                 start = raw.uint(data, p + seg_size, addr_size)
                 size = raw.uint(data, p + seg_size + addr_size, addr_size)
