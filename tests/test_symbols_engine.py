@@ -44,25 +44,44 @@ def qsort_crash(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def gdb_backtrace(program: str, *commands: str) -> list[str]:
-    """Function names of gdb's `bt` at the stop the commands lead to (inline and
-    tail-call frames left out: they have no stack frame of their own)."""
+    """Function names of gdb's `bt` at the stop the commands lead to, one per
+    stack frame: an inline frame (same pc and sp as the frame after it) folds into
+    the real function that holds it, and gdb's "<signal handler called>" is the
+    signal trampoline, __restore_rt."""
     args = ["gdb", "-batch", "-nx", "-ex", "set backtrace past-main on", "-ex", "set pagination off"]
+    args += ["-ex", "set print frame-info location-and-address"]
     for command in commands:
         args += ["-ex", command]
-    args += ["-ex", "bt", program]
+    args += ["-ex", "bt", "-ex", "frame apply all -q p/x $sp", program]
     output = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False).stdout
     names: list[str] = []
+    pcs: list[str] = []
     for line in output.splitlines():
-        match = re.match(r"^#\d+\s+(0x[0-9a-f]+ in )?(\S+) \(", line)
-        if match is None:
+        if re.match(r"^#\d+\s+<signal handler called>", line):
+            names.append("__restore_rt")
+            pcs.append("signal")
             continue
-        if match[1] is None and names:
-            # "#11 __GI___qsort_r (...)" with no address shares the pc of the line
-            # before: the one before was inlined into this real function
-            names[-1] = match[2]
-        else:
+        match = re.match(r"^#\d+\s+(0x[0-9a-f]+) in (\S+) \(", line)
+        if match is not None:
             names.append(match[2])
-    return names
+            pcs.append(match[1])
+    sps = re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", output, flags=re.MULTILINE)
+    assert len(sps) == len(names), output
+    frames: list[tuple[str, str, str]] = []
+    for name, pc, sp in zip(names, pcs, sps, strict=True):
+        if frames and frames[-1][1:] == (pc, sp):
+            frames[-1] = (name, pc, sp)  # the previous one was inlined into this one
+        else:
+            frames.append((name, pc, sp))
+    return [name for name, _, _ in frames]
+
+
+def assert_same_stack(names: list[str], expected: list[str]) -> None:
+    """lindbg's frames are gdb's, in order, except the frames gdb makes up for tail
+    calls from DWARF call-site data (they have no stack frame of their own)."""
+    remaining = iter(expected)
+    assert all(name in remaining for name in names), (names, expected)
+    assert len(expected) - len(names) <= 2, (names, expected)
 
 
 def bare(name: str) -> str:
@@ -155,14 +174,10 @@ def test_stack_through_libc_from_a_qsort_comparator_matches_gdb(harness: Harness
     assert event is not None and event.signal == 11
     names = [bare(f.function or "?") for f in harness.client.stack()]
     expected = [bare(n) for n in gdb_backtrace(qsort_crash, "run")]
-    # gdb adds frames for tail calls (here qsort -> qsort_r) from DWARF call-site
-    # data; they have no stack frame, so lindbg's list is gdb's without them
-    remaining = iter(expected)
-    assert all(name in remaining for name in names), (names, expected)
+    assert_same_stack(names, expected)  # gdb adds sorter/qsort: tail calls
     assert names[0] == "compare"
     assert names.count("msort_with_tmp") >= 3
     assert "main" in names
-    assert len(names) >= len(expected) - 2, (names, expected)
 
 
 def test_disassembly_and_symbols_of_the_vdso(harness: Harness) -> None:
@@ -202,3 +217,91 @@ def test_breakpoint_by_name_is_resolved_again_after_exec(harness: Harness) -> No
     assert bp.hit_count == 1
     assert harness.rip() == harness.symbol("data", "add")
     assert harness.run_to_end() == 0
+
+
+SIGNAL_HANDLER = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+volatile int hits;
+__attribute__((noinline)) void in_handler(void) { hits++; }
+void handler(int signo) { (void)signo; in_handler(); }
+__attribute__((noinline)) void interrupted(void) { raise(SIGUSR1); }
+int main(void) { signal(SIGUSR1, handler); interrupted(); printf("%d\n", hits); return 0; }
+"""
+
+
+def build(tmp_path: Path, name: str, text: str, *flags: str) -> str:
+    source = tmp_path / f"{name}.c"
+    source.write_text(text)
+    program = tmp_path / name
+    subprocess.run(["gcc", "-g", "-O0", *flags, "-o", str(program), str(source)], check=True)
+    return str(program)
+
+
+def test_stack_from_inside_a_signal_handler_matches_gdb(harness: Harness, tmp_path: Path) -> None:
+    program = build(tmp_path, "sighandler", SIGNAL_HANDLER)
+
+    class PassSignals(Recorder):
+        def exception(self, exc: object) -> Status:
+            return Status.GO_NOT_HANDLED  # deliver SIGUSR1 to the program's handler
+
+    harness.client.set_event_callbacks(PassSignals(mask=EventMask.BREAKPOINT | EventMask.EXCEPTION))
+    harness.client.create_process([program], stdout=subprocess.DEVNULL)
+    harness.client.add_breakpoint("sighandler!in_handler")
+    harness.go()
+    frames = harness.client.stack()
+    names = [bare(f.function or "?") for f in frames]
+    stop = ("handle SIGUSR1 nostop noprint pass", "break in_handler", "run")
+    assert_same_stack(names, [bare(n) for n in gdb_backtrace(program, *stop)])
+    assert "restore_rt" in names and names.index("restore_rt") < names.index("interrupted")
+    assert any(f.how == "signal" for f in frames)
+
+
+def test_a_static_program_has_one_module_with_symbols(harness: Harness, tmp_path: Path) -> None:
+    program = build(tmp_path, "static_prog", SIGNAL_HANDLER, "-static")
+    harness.client.create_process([program], stdout=subprocess.DEVNULL)
+    names = [m.name for m in harness.client.modules()]
+    assert names == ["static_prog", "linux_vdso"]
+    bp = harness.client.add_breakpoint("static_prog!interrupted")
+    assert not bp.deferred
+    harness.go()
+    assert harness.client.symbol_at(harness.rip()) == "static_prog!interrupted"
+    assert [bare(f.function or "?") for f in harness.client.stack()][:2] == ["interrupted", "main"]
+
+
+def test_find_symbols_with_wildcards_agrees_with_nm(harness: Harness) -> None:
+    harness.launch("data")
+    found = dict(harness.client.find_symbols("data!*_watched"))
+    assert found == {
+        "data!read_watched": harness.symbol("data", "read_watched"),
+        "data!write_watched": harness.symbol("data", "write_watched"),
+    }
+    assert ("data!add", harness.symbol("data", "add")) in harness.client.find_symbols("*!AD?")
+
+
+def test_disassembly_names_call_targets(harness: Harness) -> None:
+    harness.launch("data")
+    listing = harness.client.disassemble(harness.symbol("data", "step_caller"), 12)
+    calls = [i for i in listing if i.mnemonic == "call"]
+    assert calls and calls[0].target == harness.symbol("data", "add")
+    assert calls[0].target_symbol == "data!add"
+
+
+def test_symbol_path_finds_a_debug_file_by_build_id(harness: Harness, tmp_path: Path) -> None:
+    program = build(tmp_path, "split", SIGNAL_HANDLER, "-Wl,--build-id")
+    build_id = subprocess.run(["readelf", "-n", program], capture_output=True, text=True, check=True).stdout
+    hex_id = re.search(r"Build ID: ([0-9a-f]+)", build_id)[1]  # type: ignore[index]
+    root = tmp_path / "symbols"
+    debug = root / ".build-id" / hex_id[:2] / f"{hex_id[2:]}.debug"
+    debug.parent.mkdir(parents=True)
+    subprocess.run(["objcopy", "--only-keep-debug", program, str(debug)], check=True)
+    subprocess.run(["objcopy", "--strip-all", program], check=True)
+    harness.client.create_process([program], stdout=subprocess.DEVNULL)
+    with pytest.raises(InvalidOperationError):
+        harness.client.resolve("split!interrupted")  # stripped, and no path knows it yet
+    harness.client.set_symbol_path(str(root))
+    assert harness.client.get_symbol_path() == str(root)
+    address = harness.client.resolve("split!interrupted")
+    line = harness.client.source_line(address)
+    assert line is not None and line.file.endswith("split.c")

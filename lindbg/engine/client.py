@@ -19,7 +19,7 @@ from lindbg.engine.engine import Engine
 from lindbg.engine.extensions import Extension
 from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process, Thread
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
-from lindbg.symbols.disassembly import Instruction, disassemble_memory
+from lindbg.symbols.disassembly import Instruction
 from lindbg.symbols.lines import SourceLine
 
 _StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
@@ -298,9 +298,21 @@ class DebugClient:
         return self._engine.call(lambda: self._engine.stack(thread, max_frames))  # type: ignore[no-any-return]
 
     def disassemble(self, address: int, count: int) -> list[Instruction]:
-        """``count`` instructions from ``address`` of the current process (int3 hidden)."""
-        engine = self._engine
-        return engine.call(lambda: disassemble_memory(engine.read_memory_partial, address, count))  # type: ignore[no-any-return]
+        """``count`` instructions from ``address`` of the current process (int3 hidden),
+        branch and rip-relative targets named (``insn.target_symbol``)."""
+        return self._engine.call(lambda: self._engine.disassemble(address, count))  # type: ignore[no-any-return]
+
+    def find_symbols(self, pattern: str) -> list[tuple[str, int]]:
+        """``(module!name, address)`` matching ``mod!pat*`` (``*`` and ``?``, case-insensitive)."""
+        return self._engine.call(lambda: self._engine.find_symbols(pattern))  # type: ignore[no-any-return]
+
+    def set_symbol_path(self, path: str) -> None:
+        """Extra directories for separate debug files, ';'-separated (cdb's ``.sympath``);
+        /usr/lib/debug is always searched too."""
+        self._engine.call(lambda: self._engine.set_symbol_path(path))
+
+    def get_symbol_path(self) -> str:
+        return ";".join(self._engine.symbols.search_paths)
 
     # ------------------------------------------------------------- extensions
 

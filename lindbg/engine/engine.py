@@ -15,6 +15,8 @@ only places that send them, so their order is written down once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fnmatch
 import re
 import shlex
 import threading
@@ -53,6 +55,7 @@ from lindbg.errors import (
 from lindbg.os.linux import procfs
 from lindbg.os.linux.signals import is_fatal_by_default, signal_description
 from lindbg.symbols.cfi import CallFrameTable
+from lindbg.symbols.disassembly import Instruction, disassemble_memory
 from lindbg.symbols.lines import SourceLine
 from lindbg.symbols.stackwalk import walk as walk_stack
 from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
@@ -1128,6 +1131,41 @@ class Engine:
             return number + offset
         raise InvalidOperationError(f"Couldn't resolve error at '{text}'")
 
+    def disassemble(self, address: int, count: int) -> list[Instruction]:
+        """Decoded instructions with their branch and rip-relative targets named."""
+        listing = disassemble_memory(self.read_memory_partial, address, count)
+        modules = self._modules_of()
+        read = self._memory_reader()
+        named = []
+        for insn in listing:
+            if insn.target is not None:
+                located = self.symbols.locate(modules, insn.target, read)
+                if located is not None:
+                    insn = dataclasses.replace(insn, target_symbol=str(located))
+            named.append(insn)
+        return named
+
+    def find_symbols(self, pattern: str) -> list[tuple[str, int]]:
+        """``(module!name, address)`` for ``mod!pat`` / ``*!pat`` / ``pat`` (cdb wildcards),
+        by address."""
+        self._require_session()
+        module_part, bang, name = pattern.strip().rpartition("!")
+        modules = self._modules_of()
+        if bang and module_part not in ("", "*"):
+            modules = [m for m in modules if fnmatch.fnmatchcase(m.name.lower(), module_part.lower())]
+        found = []
+        for module in modules:
+            table = self.symbols.of(module).symbols
+            for symbol in table.match(name or "*"):
+                found.append((f"{module.name}!{symbol.name}", symbol.address + module.bias))
+        return sorted(found, key=lambda item: item[1])
+
+    def set_symbol_path(self, path: str) -> None:
+        """Directories searched for separate debug files (';'-separated, as in dbgeng)."""
+        self.check_usable()
+        self.symbols.set_search_paths([p for p in path.split(";") if p.strip()])
+        self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.PATHS, 0)
+
     def symbol_at(self, address: int) -> str | None:
         """cdb's ``module!symbol+0xoff`` for ``address`` (None outside every module)."""
         self._require_session()
@@ -1155,6 +1193,11 @@ class Engine:
             # a return address belongs to the call before it: name and line of pc - 1
             lookup = item.pc if number == 0 or item.how == "signal" else item.pc - 1
             located = self.symbols.locate(modules, lookup, read)
+            if lookup != item.pc and (located is None or located.symbol is None):
+                # a signal trampoline's return address is its first byte (the byte
+                # before it is padding that no symbol covers): name it as it is
+                lookup = item.pc
+                located = self.symbols.locate(modules, lookup, read)
             line = self.symbols.source_line(modules, lookup, read)
             if located is None:
                 module_name, function, offset = None, None, 0

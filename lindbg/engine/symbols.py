@@ -144,6 +144,11 @@ class SymbolIndex:
             self._vdso_files[key] = path
         return path
 
+    def set_search_paths(self, paths: list[str]) -> None:
+        """New debug-file directories: every module looks again on its next question."""
+        self.search_paths[:] = paths
+        self._by_module.clear()
+
     def forget_module(self, module: Module) -> None:
         self._by_module.pop((module.pid, module.base, module.path), None)
 

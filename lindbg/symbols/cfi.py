@@ -734,14 +734,19 @@ class CallFrameTable:
 
     def _load_debug_frames(self) -> None:
         self._debug_frames = []
-        sources: list[_Image] = [self._image]
+        sources: list[tuple[_Image, str]] = []
+        if self._hdr is None:
+            # no .eh_frame_hdr (a static program linked without --eh-frame-hdr): index
+            # .eh_frame's entry headers once, as for .debug_frame
+            sources.append((self._image, ".eh_frame"))
+        sources.append((self._image, ".debug_frame"))
         if self.debug_path is not None:
-            sources.append(_Image(self.debug_path))
-        for image in sources:
-            section = image.section(".debug_frame")
+            sources.append((_Image(self.debug_path), ".debug_frame"))
+        for image, name in sources:
+            section = image.section(name)
             if section is None:
                 continue
-            frames = _FrameSection(section, is_eh=False)
+            frames = _FrameSection(section, is_eh=name == ".eh_frame")
             entries: list[tuple[int, int, int]] = []
             offset = 0
             while offset + 4 <= section.size:

@@ -28,6 +28,8 @@ class Instruction:
     mnemonic: str
     operands: str
     target: int | None
+    #: ``module!symbol+0xoff`` of ``target``, when the engine knows it.
+    target_symbol: str | None = None
 
     def __str__(self) -> str:
         return f"{self.address:#x}: {self.mnemonic} {self.operands}".rstrip()
