@@ -545,6 +545,15 @@ class Harness:
         return self.client.get_register("rip")
 
 
+@pytest.fixture(scope="session")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """libplugin.so, built once from tests/fixtures/lib/plugin.c (dlopener loads it)."""
+    source = FIXTURE_SOURCES / "lib" / "plugin.c"
+    target = tmp_path_factory.mktemp("plugin") / "libplugin.so"
+    subprocess.run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-o", str(target), str(source)], check=True)
+    return str(target)
+
+
 @pytest.fixture
 def client() -> Iterator[DebugClient]:
     """A new engine; whatever session a test leaves open is terminated afterwards."""

@@ -6,23 +6,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
-import pytest
 from conftest import Harness, Recorder
 
 from lindbg import CSS, EventMask, Status
 
 LOADS = EventMask.LOAD_MODULE | EventMask.UNLOAD_MODULE | EventMask.CHANGE_SYMBOL_STATE
-
-
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """libplugin.so built from tests/fixtures/lib/plugin.c."""
-    source = Path(__file__).parent / "fixtures" / "lib" / "plugin.c"
-    target = tmp_path_factory.mktemp("plugin") / "libplugin.so"
-    subprocess.run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-o", str(target), str(source)], check=True)
-    return str(target)
 
 
 def maps_of(pid: int) -> dict[str, int]:

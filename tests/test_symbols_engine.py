@@ -137,12 +137,9 @@ def test_breakpoint_by_source_line_stops_on_that_line(harness: Harness) -> None:
     assert bp.hit_count == 1
 
 
-def test_deferred_breakpoint_in_a_library_loaded_later_is_hit(harness: Harness, tmp_path: Path) -> None:
-    source = Path(__file__).parent / "fixtures" / "lib" / "plugin.c"
-    plugin = tmp_path / "libplugin.so"
-    subprocess.run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-o", str(plugin), str(source)], check=True)
+def test_deferred_breakpoint_in_a_library_loaded_later_is_hit(harness: Harness, plugin: str) -> None:
     harness.client.set_event_callbacks(Recorder(mask=EventMask.BREAKPOINT))
-    harness.launch("dlopener", str(plugin))
+    harness.launch("dlopener", plugin)
     bp = harness.client.add_breakpoint("libplugin!plugin_value")
     assert bp.deferred
     harness.go()
@@ -191,12 +188,9 @@ def test_disassembly_and_symbols_of_the_vdso(harness: Harness) -> None:
     assert harness.client.disassemble(address, 2)
 
 
-def test_breakpoint_in_an_unloaded_library_waits_for_it_again(harness: Harness, tmp_path: Path) -> None:
-    source = Path(__file__).parent / "fixtures" / "lib" / "plugin.c"
-    plugin = tmp_path / "libplugin.so"
-    subprocess.run(["gcc", "-g", "-O0", "-shared", "-fPIC", "-o", str(plugin), str(source)], check=True)
+def test_breakpoint_in_an_unloaded_library_waits_for_it_again(harness: Harness, plugin: str) -> None:
     harness.client.set_event_callbacks(Recorder(mask=EventMask.BREAKPOINT))
-    harness.launch("dlopener", str(plugin))
+    harness.launch("dlopener", plugin)
     bp = harness.client.add_breakpoint("libplugin!plugin_value")
     closed = harness.client.add_breakpoint("dlopener!after_dlclose")
     harness.go()
