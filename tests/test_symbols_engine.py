@@ -43,34 +43,36 @@ def qsort_crash(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(program)
 
 
-def gdb_backtrace(program: str, *commands: str) -> list[str]:
-    """Function names of gdb's `bt` at the stop the commands lead to, one per
-    stack frame: an inline frame (same pc and sp as the frame after it) folds into
-    the real function that holds it, and gdb's "<signal handler called>" is the
-    signal trampoline, __restore_rt."""
+def gdb_frames(program: str, *commands: str) -> list[tuple[str, str, str, int | None]]:
+    """gdb's `bt` at the stop the commands lead to: (function, pc, sp, line) per
+    frame, inline frames included (they repeat the pc and sp of the frame after
+    them); gdb's "<signal handler called>" is the trampoline, __restore_rt."""
     args = ["gdb", "-batch", "-nx", "-ex", "set backtrace past-main on", "-ex", "set pagination off"]
     args += ["-ex", "set print frame-info location-and-address"]
     for command in commands:
         args += ["-ex", command]
     args += ["-ex", "bt", "-ex", "frame apply all -q p/x $sp", program]
     output = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False).stdout
-    names: list[str] = []
-    pcs: list[str] = []
+    found: list[tuple[str, str, int | None]] = []
     for line in output.splitlines():
         if re.match(r"^#\d+\s+<signal handler called>", line):
-            names.append("__restore_rt")
-            pcs.append("signal")
+            found.append(("__restore_rt", "signal", None))
             continue
-        match = re.match(r"^#\d+\s+(0x[0-9a-f]+) in (\S+) \(", line)
+        match = re.match(r"^#\d+\s+(0x[0-9a-f]+) in (\S+) \(.*?(?: at \S+:(\d+))?$", line)
         if match is not None:
-            names.append(match[2])
-            pcs.append(match[1])
+            found.append((match[2], match[1], int(match[3]) if match[3] else None))
     sps = re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", output, flags=re.MULTILINE)
-    assert len(sps) == len(names), output
+    assert len(sps) == len(found), output
+    return [(name, pc, sp, line) for (name, pc, line), sp in zip(found, sps, strict=True)]
+
+
+def gdb_backtrace(program: str, *commands: str) -> list[str]:
+    """Function names of gdb's `bt`, one per stack frame: an inline frame (same pc
+    and sp as the frame after it) folds into the real function that holds it."""
     frames: list[tuple[str, str, str]] = []
-    for name, pc, sp in zip(names, pcs, sps, strict=True):
+    for name, pc, sp, _ in gdb_frames(program, *commands):
         if frames and frames[-1][1:] == (pc, sp):
-            frames[-1] = (name, pc, sp)  # the previous one was inlined into this one
+            frames[-1] = (name, pc, sp)
         else:
             frames.append((name, pc, sp))
     return [name for name, _, _ in frames]
@@ -169,7 +171,7 @@ def test_stack_through_libc_from_a_qsort_comparator_matches_gdb(harness: Harness
     assert harness.client.wait_for_event(timeout=10)
     event = harness.client.get_last_event()
     assert event is not None and event.signal == 11
-    names = [bare(f.function or "?") for f in harness.client.stack()]
+    names = [bare(f.function or "?") for f in harness.client.stack() if not f.inline]
     expected = [bare(n) for n in gdb_backtrace(qsort_crash, "run")]
     assert_same_stack(names, expected)  # gdb adds sorter/qsort: tail calls
     assert names[0] == "compare"
@@ -245,7 +247,7 @@ def test_stack_from_inside_a_signal_handler_matches_gdb(harness: Harness, tmp_pa
     harness.client.add_breakpoint("sighandler!in_handler")
     harness.go()
     frames = harness.client.stack()
-    names = [bare(f.function or "?") for f in frames]
+    names = [bare(f.function or "?") for f in frames if not f.inline]
     stop = ("handle SIGUSR1 nostop noprint pass", "break in_handler", "run")
     assert_same_stack(names, [bare(n) for n in gdb_backtrace(program, *stop)])
     assert "restore_rt" in names and names.index("restore_rt") < names.index("interrupted")
@@ -299,3 +301,24 @@ def test_symbol_path_finds_a_debug_file_by_build_id(harness: Harness, tmp_path: 
     address = harness.client.resolve("split!interrupted")
     line = harness.client.source_line(address)
     assert line is not None and line.file.endswith("split.c")
+
+
+def test_inlined_calls_are_frames_with_their_call_lines_as_gdb_lists_them(
+    harness: Harness, qsort_crash: str
+) -> None:
+    """msort_with_tmp is inlined into itself and into qsort_r: each inlined call is a
+    frame of its own at the line that made the call, as in gdb's backtrace."""
+    harness.client.create_process([qsort_crash], stdout=subprocess.DEVNULL)
+    harness.client.set_execution_status(Status.GO)
+    assert harness.client.wait_for_event(timeout=10)
+    ours = [(bare(f.function or "?"), f.line, f.inline) for f in harness.client.stack()]
+    theirs = [(bare(name), line) for name, _, _, line in gdb_frames(qsort_crash, "run")]
+    libc_part = [(name, line) for name, line, _ in ours if name in ("msort_with_tmp", "qsort_r")]
+    expected = [(name, line) for name, line in theirs if name in ("msort_with_tmp", "qsort_r")]
+    assert libc_part == expected
+    assert any(inline for _, _, inline in ours)
+    frames = harness.client.stack()
+    inline = next(f for f in frames if f.inline)
+    after = frames[frames.index(inline) + 1]
+    assert (inline.pc, inline.sp) == (after.pc, after.sp)
+    assert "+" not in str(inline).split(" [")[0]

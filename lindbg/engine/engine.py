@@ -77,11 +77,20 @@ _WATCH_KINDS = {
 }
 
 _EVENT_BITS = (
-    EventMask.BREAKPOINT, EventMask.EXCEPTION, EventMask.CREATE_THREAD, EventMask.EXIT_THREAD,
-    EventMask.CREATE_PROCESS, EventMask.EXIT_PROCESS, EventMask.LOAD_MODULE, EventMask.UNLOAD_MODULE,
-    EventMask.SYSTEM_ERROR, EventMask.SESSION_STATUS, EventMask.CHANGE_DEBUGGEE_STATE,
-    EventMask.CHANGE_ENGINE_STATE, EventMask.CHANGE_SYMBOL_STATE,
-)  # fmt: skip
+    EventMask.BREAKPOINT,
+    EventMask.EXCEPTION,
+    EventMask.CREATE_THREAD,
+    EventMask.EXIT_THREAD,
+    EventMask.CREATE_PROCESS,
+    EventMask.EXIT_PROCESS,
+    EventMask.LOAD_MODULE,
+    EventMask.UNLOAD_MODULE,
+    EventMask.SYSTEM_ERROR,
+    EventMask.SESSION_STATUS,
+    EventMask.CHANGE_DEBUGGEE_STATE,
+    EventMask.CHANGE_ENGINE_STATE,
+    EventMask.CHANGE_SYMBOL_STATE,
+)
 
 
 class _StepOverMark:
@@ -1188,10 +1197,10 @@ class Engine:
         raw = walk_stack(registers, space, max_frames or 256)
         modules = self._modules_of(thread.pid)
         read = target.processes[thread.pid].memory.read
-        frames = []
-        for number, item in enumerate(raw):
+        frames: list[Frame] = []
+        for index, item in enumerate(raw):
             # a return address belongs to the call before it: name and line of pc - 1
-            lookup = item.pc if number == 0 or item.how == "signal" else item.pc - 1
+            lookup = item.pc if index == 0 or item.how == "signal" else item.pc - 1
             located = self.symbols.locate(modules, lookup, read)
             if lookup != item.pc and (located is None or located.symbol is None):
                 # a signal trampoline's return address is its first byte (the byte
@@ -1199,15 +1208,34 @@ class Engine:
                 lookup = item.pc
                 located = self.symbols.locate(modules, lookup, read)
             line = self.symbols.source_line(modules, lookup, read)
+            module_name = located.module.name if located is not None else None
+            where = (line.file, line.line) if line is not None else (None, None)
+            # inlined calls first (innermost out), each at the line of the call it made
+            for call in self.symbols.inlined_at(modules, lookup, read):
+                frames.append(
+                    Frame(
+                        len(frames),
+                        item.pc,
+                        item.sp,
+                        item.return_address,
+                        item.how,
+                        module_name,
+                        call.name,
+                        item.pc - call.low,
+                        where[0],
+                        where[1],
+                        inline=True,
+                    )
+                )
+                where = (call.call_file, call.call_line)
             if located is None:
-                module_name, function, offset = None, None, 0
+                function, offset = None, 0
             else:
-                module_name = located.module.name
                 function = located.symbol.name if located.symbol is not None else None
                 offset = located.offset + (item.pc - lookup)
             frames.append(
                 Frame(
-                    number,
+                    len(frames),
                     item.pc,
                     item.sp,
                     item.return_address,
@@ -1215,8 +1243,8 @@ class Engine:
                     module_name,
                     function,
                     offset,
-                    line.file if line is not None else None,
-                    line.line if line is not None else None,
+                    where[0],
+                    where[1],
                 )
             )
         return frames

@@ -166,6 +166,7 @@ class Frame:
         "file",
         "function",
         "how",
+        "inline",
         "line",
         "module",
         "number",
@@ -187,7 +188,11 @@ class Frame:
         offset: int,
         file: str | None,
         line: int | None,
+        inline: bool = False,
     ) -> None:
+        #: An inlined call (DWARF DW_TAG_inlined_subroutine): no stack frame of its
+        #: own, it shares pc and sp with the frame that follows it.
+        self.inline = inline
         self.number = number
         self.pc = pc
         self.sp = sp
@@ -205,11 +210,9 @@ class Frame:
             return f"0x{self.pc >> 32:08x}`{self.pc & 0xFFFFFFFF:08x}"
         if self.function is None:
             return f"{self.module}+{self.offset:#x}"
-        return (
-            f"{self.module}!{self.function}+{self.offset:#x}"
-            if self.offset
-            else f"{self.module}!{self.function}"
-        )
+        if self.inline or not self.offset:  # cdb names an inlined call without an offset
+            return f"{self.module}!{self.function}"
+        return f"{self.module}!{self.function}+{self.offset:#x}"
 
     def __str__(self) -> str:
         if self.file is not None and self.line is not None:

@@ -10,6 +10,7 @@ The vDSO has no file: its image is copied out of the target once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from lindbg.errors import InvalidOperationError, LindbgError
 from lindbg.symbols.cfi import CallFrameTable
 from lindbg.symbols.debugfile import find_debug_file
 from lindbg.symbols.elffile import ElfImage
+from lindbg.symbols.inlines import InlinedCall, InlineTable
 from lindbg.symbols.lines import LineTable, SourceLine
 from lindbg.symbols.symtab import Symbol, SymbolTable
 
@@ -73,6 +75,13 @@ class ModuleSymbols:
         for image in (self.debug_image, self.image):
             if image is not None and image.has_dwarf:
                 return LineTable(image.path)
+        return None
+
+    @cached_property
+    def inlines(self) -> InlineTable | None:
+        for image in (self.debug_image, self.image):
+            if image is not None and image.has_dwarf:
+                return InlineTable(image.path)
         return None
 
     @cached_property
@@ -186,6 +195,22 @@ class SymbolIndex:
         if row is None:
             return None
         return SourceLine(row.file, row.line, row.address + module.bias, row.is_stmt)
+
+    def inlined_at(
+        self, modules: Sequence[Module], address: int, read: ReadMemory | None = None
+    ) -> list[InlinedCall]:
+        """The inlined calls at runtime ``address``, innermost first (runtime ``low``)."""
+        module = next((m for m in modules if m.base <= address < m.end), None)
+        if module is None:
+            return []
+        inlines = self.of(module, read).inlines
+        if inlines is None:
+            return []
+        try:
+            chain = inlines.inlined_at(address - module.bias)
+        except LindbgError:
+            return []
+        return [dataclasses.replace(call, low=call.low + module.bias) for call in chain]
 
     def resolve_symbol(self, modules: Sequence[Module], module_name: str | None, name: str) -> list[int]:
         """Runtime addresses of ``name`` (cdb wildcards allowed) in one module or all."""

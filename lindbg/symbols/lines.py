@@ -758,11 +758,15 @@ class LineTable:
         if version >= 5:
             dir_entries, pos = self._entries(data, pos, end, unit, offset_size)
             dirs = [path for path, _index in dir_entries]
+            # DWARF 5: directory 0 *is* the compilation directory; the others are
+            # relative to it (joining comp_dir again would double a relative one)
+            base = dirs[0] if dirs else (comp_dir or "")
+            dirs = [base] + [_join(None, base, d) if base else d for d in dirs[1:]]
             file_entries, pos = self._entries(data, pos, end, unit, offset_size)
             files = []
             for path, index in file_entries:
-                directory = dirs[index] if 0 <= index < len(dirs) else ""
-                files.append(_join(comp_dir, directory, path))
+                directory = dirs[index] if 0 <= index < len(dirs) else base
+                files.append(_join(None, directory, path))
             include_dirs = dirs
         else:
             include_dirs = [comp_dir or ""]
