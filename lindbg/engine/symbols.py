@@ -79,10 +79,8 @@ class ModuleSymbols:
 
     @cached_property
     def inlines(self) -> InlineTable | None:
-        for image in (self.debug_image, self.image):
-            if image is not None and image.has_dwarf:
-                return InlineTable(image.path)
-        return None
+        lines = self.lines
+        return InlineTable(lines.path, lines) if lines is not None else None
 
     @cached_property
     def frames(self) -> CallFrameTable | None:

@@ -133,9 +133,11 @@ class InlineTable:
     Addresses are link-time addresses (subtract the load bias before asking).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, lines: LineTable | None = None) -> None:
+        """``lines``: the LineTable of the same file, to share its decoded sections
+        and indexes (each is read and decompressed once) instead of a second reader."""
         self.path = path
-        self._lines = LineTable(path)
+        self._lines = lines if lines is not None and lines.path == path else LineTable(path)
         self._abbrevs: dict[tuple[int, int, int, bool], dict[int, _Abbrev]] = {}
         self._cus: dict[int, _CuIndex] = {}
         self._names: dict[int, str | None] = {}

@@ -21,7 +21,7 @@ import posixpath
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from lindbg.errors import LindbgError
 
@@ -151,6 +151,42 @@ _DW_LNCT_path = 0x1
 _DW_LNCT_directory_index = 0x2
 
 #: The sections read (uncompressed by pyelftools when they are SHF_COMPRESSED).
+class _Sections:
+    """The DWARF sections of one file, each read from its ElfImage on first use."""
+
+    def __init__(self) -> None:
+        self._image: Any = None
+        self._data: dict[str, bytes | None] = {}
+
+    def attach(self, image: Any) -> None:
+        self._image = image
+
+    def _load(self, name: str) -> bytes | None:
+        if name not in self._data:
+            data = self._image.section_data(name) if self._image is not None else None
+            self._data[name] = data if data else None
+        return self._data[name]
+
+    @overload
+    def get(self, name: str) -> bytes | None: ...
+
+    @overload
+    def get(self, name: str, default: bytes) -> bytes: ...
+
+    def get(self, name: str, default: bytes | None = None) -> bytes | None:
+        data = self._load(name)
+        return default if data is None else data
+
+    def __getitem__(self, name: str) -> bytes:
+        data = self._load(name)
+        if data is None:
+            raise KeyError(name)
+        return data
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._load(name) is not None
+
+
 _SECTIONS = (
     ".debug_info", ".debug_abbrev", ".debug_line", ".debug_str", ".debug_line_str", ".debug_aranges",
     ".debug_ranges", ".debug_rnglists", ".debug_addr", ".debug_str_offsets",
@@ -286,7 +322,7 @@ class LineTable:
     def __init__(self, path: str) -> None:
         self.path = path
         self._opened = False
-        self._sec: dict[str, bytes] = {}
+        self._sec: _Sections = _Sections()
         self._raw = _Raw(True)
         self._relocatable = False
         self._units: list[_Unit] = []
@@ -366,21 +402,17 @@ class LineTable:
     def _open(self) -> None:
         if self._opened:
             return
-        try:
-            from elftools.elf.elffile import ELFFile
+        # sections are read (and decompressed) when first used: a line lookup in
+        # libc's debug file needs 4 of the 10, so the others cost nothing
+        from lindbg.symbols.elffile import ElfImage
 
-            with open(self.path, "rb") as stream:
-                elf = ELFFile(stream)
-                self._raw = _Raw(bool(elf.little_endian))
-                self._relocatable = elf.header["e_type"] == _ET_REL
-                for name in _SECTIONS:
-                    section = elf.get_section_by_name(name)
-                    if section is not None and section["sh_type"] != "SHT_NOBITS":
-                        self._sec[name] = bytes(section.data())
-        except OSError as exc:
-            raise LineError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
-        except Exception as exc:
+        try:
+            image = ElfImage(self.path)
+        except LindbgError as exc:
             raise LineError(f"{self.path}: not a readable ELF file: {exc}") from exc
+        self._raw = _Raw(True)
+        self._relocatable = image.elf_type == "REL"
+        self._sec.attach(image)
         self._opened = True
 
     def _index(self) -> None:
