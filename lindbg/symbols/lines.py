@@ -150,6 +150,7 @@ _DW_UT_split_type = 0x06
 _DW_LNCT_path = 0x1
 _DW_LNCT_directory_index = 0x2
 
+
 #: The sections read (uncompressed by pyelftools when they are SHF_COMPRESSED).
 class _Sections:
     """The DWARF sections of one file, each read from its ElfImage on first use."""
