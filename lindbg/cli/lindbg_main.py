@@ -1,19 +1,100 @@
-"""``lindbg``: the cdb-style console (DESIGN.md section 6). Comes with a later issue."""
+"""``lindbg``: the cdb-style console (DESIGN.md section 6).
+
+``lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-p PID | PROGRAM ARGS...]``. The remoting
+options ``-server``, ``-remote`` and ``-premote`` and ``-z CORE`` are reserved for
+their issues and refused with a one-line message.
+"""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
+
+from lindbg.cli.console import ConsoleEvents, StreamOutput, run_console
+from lindbg.commands.execution import run, show_stop
+from lindbg.constants import Status
+from lindbg.engine.client import DebugClient
+from lindbg.errors import LindbgError
+
+USAGE = "usage: lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-p PID | PROGRAM ARGS...]"
+_RESERVED = ("-server", "-remote", "-premote", "-z")
+
+
+@dataclass
+class Options:
+    commands: list[str] = field(default_factory=list)
+    skip_initial_break: bool = False
+    skip_final_break: bool = False
+    pid: int | None = None
+    program: list[str] = field(default_factory=list)
+
+
+def parse_arguments(argv: list[str]) -> Options:
+    """cdb's command line. Raises ValueError with a one-line message."""
+    options = Options()
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in _RESERVED:
+            raise ValueError(f"lindbg: {arg} comes with a later issue and is not available yet")
+        if arg == "-c":
+            index += 1
+            options.commands.append(_need(argv, index, arg))
+        elif arg == "-cf":
+            index += 1
+            with open(_need(argv, index, arg)) as f:
+                options.commands += [line.rstrip("\n") for line in f if line.strip()]
+        elif arg == "-g":
+            options.skip_initial_break = True
+        elif arg == "-G":
+            options.skip_final_break = True
+        elif arg == "-p":
+            index += 1
+            try:
+                options.pid = int(_need(argv, index, arg), 0)
+            except ValueError:
+                raise ValueError(f"lindbg: -p needs a process id, not '{argv[index]}'") from None
+        elif arg.startswith("-") and not options.program:
+            raise ValueError(f"lindbg: unknown option {arg}\n{USAGE}")
+        else:
+            options.program = argv[index:]
+            break
+        index += 1
+    return options
+
+
+def _need(argv: list[str], index: int, option: str) -> str:
+    if index >= len(argv):
+        raise ValueError(f"lindbg: {option} needs a value")
+    return argv[index]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lindbg`` console script; returns the exit status."""
-    del argv  # the console's options (DESIGN.md section 6) come with its issue
-    print(
-        "lindbg: the console is not available yet (it comes with a later issue); "
-        "use the Python API: import lindbg",
-        file=sys.stderr,
-    )
-    return 2
+    try:
+        options = parse_arguments(sys.argv[1:] if argv is None else argv)
+    except (ValueError, OSError) as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    client = DebugClient()
+    client.set_output_callbacks(StreamOutput(sys.stdout))
+    client.set_event_callbacks(ConsoleEvents(client))
+    client.set_break_on_process_exit(not options.skip_final_break)
+    try:
+        if options.pid is not None:
+            client.attach_process(options.pid)
+        elif options.program:
+            client.create_process(options.program)
+    except LindbgError as error:
+        print(f"lindbg: {error}", file=sys.stderr)
+        return 1
+    interp = client.command_interpreter
+    if client.get_execution_status() == Status.BREAK:
+        if options.skip_initial_break:
+            run(interp, Status.GO)
+        else:
+            show_stop(interp)
+    return run_console(client, options.commands, sys.stdin)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 import subprocess
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lindbg.constants import EndFlags, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
@@ -21,6 +21,9 @@ from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process,
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
 from lindbg.symbols.disassembly import Instruction
 from lindbg.symbols.lines import SourceLine
+
+if TYPE_CHECKING:
+    from lindbg.commands.interpreter import Interpreter
 
 _StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
 
@@ -49,6 +52,7 @@ class DebugClient:
         self.event_callbacks: EventCallbacks | None = None
         self.output_callbacks: OutputCallbacks | None = None
         self.interest_mask = 0
+        self._interpreter: Interpreter | None = None
         #: False once the client has been disconnected (DISCONNECT).
         self.enabled = True
         self._engine.add_client(self)
@@ -268,6 +272,28 @@ class DebugClient:
 
     def set_register(self, name: str, value: int, thread: int | None = None) -> None:
         self._engine.call(lambda: self._engine.set_register(name, value, thread))
+
+    # --------------------------------------------------------------- commands
+
+    @property
+    def command_interpreter(self) -> Interpreter:
+        """This client's cdb command interpreter (made on first use)."""
+        if self._interpreter is None:
+            from lindbg.commands.interpreter import Interpreter
+
+            self._interpreter = Interpreter(self)
+        return self._interpreter
+
+    def execute(self, command_text: str) -> None:
+        """Run console commands in cdb's syntax (``;`` separates them); their text and
+        errors go to the output callbacks, as dbgeng's Execute does."""
+        self._engine.check_usable()
+        self.command_interpreter.execute(command_text)
+
+    def set_break_on_process_exit(self, enabled: bool) -> None:
+        """Stop when a process is about to exit, like cdb's final breakpoint (the
+        console's default; ``-G`` turns it off)."""
+        self._engine.break_on_exit = bool(enabled)
 
     # ---------------------------------------------------------------- modules
 

@@ -515,7 +515,10 @@ class Engine:
     def modules(self, pid: int | None = None) -> list[Module]:
         self._require_session()
         tracker = self._modules.get(self.current_pid if pid is None else pid)
-        return list(tracker.modules) if tracker is not None else []
+        found = list(tracker.modules) if tracker is not None else []
+        for module in found:
+            module.symbol_state = self.symbols.state_of(module)
+        return found
 
     def module_at(self, address: int, pid: int | None = None) -> Module | None:
         tracker = self._modules.get(self.current_pid if pid is None else pid)

@@ -151,6 +151,11 @@ class SymbolIndex:
             self._vdso_files[key] = path
         return path
 
+    def state_of(self, module: Module) -> str:
+        """cdb's `lm` word for ``module`` without opening anything."""
+        found = self._by_module.get((module.pid, module.base, module.path))
+        return found.state if found is not None else "deferred"
+
     def set_search_paths(self, paths: list[str]) -> None:
         """New debug-file directories: every module looks again on its next question."""
         self.search_paths[:] = paths

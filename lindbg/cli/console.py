@@ -1,0 +1,76 @@
+"""The console loop: prompt, read a line, run it; embeddable (tests drive it
+with piped input), text leaves only through the client's output callbacks."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from lindbg.constants import OutputMask, Status
+from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
+from lindbg.engine.client import DebugClient
+from lindbg.errors import LindbgError
+
+
+class StreamOutput(OutputCallbacks):
+    """Writes engine output to a text stream (errors included, as cdb does)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def output(self, mask: int, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()
+
+
+class ConsoleEvents(EventCallbacks):
+    """The event lines cdb prints as they happen (ModLoad)."""
+
+    def __init__(self, client: DebugClient) -> None:
+        self._client = client
+
+    def get_interest_mask(self) -> int:
+        from lindbg.constants import EventMask
+
+        return int(EventMask.LOAD_MODULE)
+
+    def load_module(self, module: object) -> Status:
+        from lindbg.commands.formatting import addr17
+
+        base, end, path = module.base, module.end, module.path  # type: ignore[attr-defined]
+        self._client.output(OutputMask.NORMAL, f"ModLoad: {addr17(base)} {addr17(end)}   {path}\n")
+        return Status.NO_CHANGE
+
+
+def prompt_of(client: DebugClient) -> str:
+    """cdb's prompt: process index, thread index (decimal, 3 wide)."""
+    try:
+        current = client.current_thread()
+        tids = [t.tid for t in client.threads(current.pid)]
+        return f"0:{tids.index(current.tid):03d}> "
+    except (LindbgError, ValueError):
+        return "0:000> "
+
+
+def run_console(client: DebugClient, commands: list[str], stream: TextIO) -> int:
+    """Run ``commands`` then every line of ``stream`` until `q` or end of input
+    (which acts as `q`). Returns the exit status."""
+    interp = client.command_interpreter
+    for line in commands:
+        client.output(OutputMask.PROMPT, prompt_of(client) + line + "\n")
+        interp.execute(line)
+        if interp.wants_quit:
+            return 0
+    while True:
+        prompt = prompt_of(client)
+        interp.prompt_width = len(prompt)
+        client.output(OutputMask.PROMPT, prompt)
+        line = stream.readline()
+        if not line:
+            client.output(OutputMask.NORMAL, "\n")
+            interp.execute("q")
+            return 0
+        if not stream.isatty():
+            client.output(OutputMask.NORMAL, line if line.endswith("\n") else line + "\n")
+        interp.execute(line.rstrip("\n"))
+        if interp.wants_quit:
+            return 0

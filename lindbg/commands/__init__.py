@@ -1,0 +1,1 @@
+"""The cdb-style console's commands and their text output."""

@@ -1,0 +1,184 @@
+"""Data commands: r, k/kn, lm, u, d*, ?, ln, x, ~ (CDB-OUTPUT.md §2-§11)."""
+
+from __future__ import annotations
+
+from lindbg.commands import expr, formatting
+from lindbg.commands.interpreter import CommandError, Interpreter, command
+from lindbg.commands.parser import ParsedCommand
+from lindbg.errors import LindbgError, MemoryAccessError
+
+_PSEUDO = {"$ip": "rip", "$csp": "rsp", "$retreg": "rax"}
+
+
+class ClientContext:
+    """The expression evaluator's view of the target, through the client API."""
+
+    radix = 16
+
+    def __init__(self, interp: Interpreter) -> None:
+        self._client = interp.client
+
+    def register(self, name: str) -> int:
+        name = _PSEUDO.get(name.lower(), name)
+        if name == "$proc":
+            return self._client.current_thread().pid
+        if name == "$thread":
+            return self._client.current_thread().tid
+        try:
+            return self._client.get_register(name)
+        except LindbgError:
+            raise KeyError(name) from None
+
+    def symbol(self, name: str) -> int | None:
+        try:
+            return self._client.resolve(name)
+        except LindbgError:
+            return None
+
+    def read_pointer(self, address: int) -> int:
+        return self.read_bytes(address, 8)
+
+    def read_bytes(self, address: int, size: int) -> int:
+        return int.from_bytes(self._client.read_memory(address, size), "little")
+
+
+def evaluate(interp: Interpreter, text: str) -> int:
+    """A MASM expression's value; its error is cdb's one line."""
+    return expr.evaluate(text, ClientContext(interp))
+
+
+def _range(interp: Interpreter, args: str, default_count: int, kind: str) -> tuple[int, int]:
+    """``[addr] [L count]`` -> (address, count); no address continues the last dump."""
+    text = args.strip()
+    count = default_count
+    lower = text.lower()
+    if " l" in f" {lower}":
+        index = lower.rfind("l")
+        head, tail = text[:index].strip(), text[index + 1 :].strip()
+        if tail and (head or lower.startswith("l")):
+            count = evaluate(interp, tail)
+            text = head
+    if text:
+        address = evaluate(interp, text)
+    else:
+        address = interp.next_dump.get(kind, interp.client.get_register("rip"))
+    return address, count
+
+
+@command("r")
+def registers(interp: Interpreter, parsed: ParsedCommand) -> None:
+    from lindbg.commands.execution import register_block
+
+    args = parsed.args.strip()
+    if not args:
+        interp.say(register_block(interp))
+        return
+    for item in args.split(","):
+        name, equals, value = item.partition("=")
+        name = name.strip().lstrip("@")
+        if equals:
+            interp.client.set_register(name, evaluate(interp, value))
+            continue
+        try:
+            current = interp.client.get_register(name)
+        except LindbgError:
+            raise CommandError("Bad register") from None
+        interp.say(formatting.format_register(name, current))
+
+
+@command("k", "kn")
+def stack(interp: Interpreter, parsed: ParsedCommand) -> None:
+    count = evaluate(interp, parsed.args) if parsed.args.strip() else None
+    frames = interp.client.stack(max_frames=count)
+    rows = [formatting.StackRow(f.sp, f.return_address, str(f), f.inline) for f in frames]
+    interp.say(formatting.format_stack(rows, numbered=parsed.name == "kn"))
+
+
+@command("lm")
+def modules(interp: Interpreter, parsed: ParsedCommand) -> None:
+    rows = [
+        formatting.ModuleRow(
+            m.base, m.end, m.name, f"({m.symbol_state})", m.path if m.path != "[vdso]" else ""
+        )
+        for m in interp.client.modules()
+    ]
+    interp.say(formatting.format_modules(rows))
+
+
+@command("u")
+def unassemble(interp: Interpreter, parsed: ParsedCommand) -> None:
+    address, count = _range(interp, parsed.args, 8, "u")
+    listing = interp.client.disassemble(address, count)
+    lines = []
+    previous = None
+    for insn in listing:
+        symbol = interp.client.symbol_at(insn.address)
+        name = symbol.split("+")[0] if symbol else None
+        if name != previous or insn is listing[0]:
+            if symbol:
+                lines.append(f"{symbol}:")
+            previous = name
+        lines.append(
+            formatting.format_instruction(
+                insn.address, insn.code, insn.mnemonic, insn.operands, insn.target_symbol
+            )
+        )
+    if listing:
+        interp.next_dump["u"] = listing[-1].address + listing[-1].size
+    interp.say("\n".join(lines))
+
+
+_UNIT = {"db": 1, "dw": 2, "dd": 4, "dq": 8, "dp": 8, "dc": 4, "da": 1, "du": 2}
+_DEFAULT = {"db": 128, "dw": 64, "dd": 32, "dq": 16, "dp": 16, "dc": 32, "da": 128, "du": 128}
+
+
+@command("db", "dw", "dd", "dq", "dp", "dc", "da", "du")
+def dump(interp: Interpreter, parsed: ParsedCommand) -> None:
+    kind = "dq" if parsed.name == "dp" else parsed.name
+    address, count = _range(interp, parsed.args, _DEFAULT[kind], kind)
+    size = count * _UNIT[kind]
+    try:
+        data: bytes | None = interp.client.read_memory(address, size)
+    except MemoryAccessError:
+        data = None
+    interp.say(formatting.format_memory(kind, address, data, size))
+    interp.next_dump[kind] = address + size
+
+
+@command("?")
+def evaluate_command(interp: Interpreter, parsed: ParsedCommand) -> None:
+    if not parsed.args.strip():
+        raise CommandError("Syntax")
+    interp.say(expr.format_evaluate(evaluate(interp, parsed.args)))
+
+
+@command("ln")
+def nearest(interp: Interpreter, parsed: ParsedCommand) -> None:
+    address = evaluate(interp, parsed.args) if parsed.args.strip() else interp.client.get_register("rip")
+    name = interp.client.symbol_at(address)
+    if name is None:
+        return
+    base = name.split("+")[0]
+    start = interp.client.resolve(base)
+    interp.say(formatting.format_ln((start, base), name, None, start == address))
+
+
+@command("x")
+def examine(interp: Interpreter, parsed: ParsedCommand) -> None:
+    pattern = parsed.args.strip()
+    if not pattern:
+        raise CommandError("Syntax")
+    for name, address in interp.client.find_symbols(pattern):
+        interp.say(f"{formatting.addr17(address)} {name} (<no parameter info>)")
+
+
+@command("~")
+def threads(interp: Interpreter, parsed: ParsedCommand) -> None:
+    current = interp.client.current_thread()
+    for index, thread in enumerate(interp.client.threads(current.pid)):
+        marker = "." if thread.tid == current.tid else " "
+        rip = interp.client.get_register("rip", thread.tid)
+        where = interp.client.symbol_at(rip) or formatting.addr17(rip)
+        ident = f"{thread.pid:x}.{thread.tid:x}"
+        interp.say(f"{marker}{index:3d}  Id: {ident} Suspend: 1 Teb: 00000000`00000000 Unfrozen")
+        interp.say(f"      Start: {where}")

@@ -1,0 +1,134 @@
+"""Execution commands: g, p, t (with counts), q, qd, .kill, .detach; and the stop
+display cdb prints after every break (event line, `r` block, location)."""
+
+from __future__ import annotations
+
+from lindbg.commands import formatting
+from lindbg.commands.interpreter import CommandError, Interpreter, command
+from lindbg.commands.parser import ParsedCommand
+from lindbg.constants import EndFlags, Status
+from lindbg.errors import NoDebuggeeError
+
+_GENERAL = (
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rip", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15", "eflags", "cs", "ss", "ds", "es", "fs", "gs",
+)  # fmt: skip
+
+
+def _count(interp: Interpreter, text: str) -> int:
+    if not text:
+        return 1
+    from lindbg.commands.data import evaluate
+
+    value = evaluate(interp, text)
+    if value < 1:
+        raise CommandError("Syntax")
+    return value
+
+
+def run(interp: Interpreter, status: Status, count: int = 1) -> None:
+    """Resume as ``status`` says and wait for the target; show the stop, if any."""
+    client = interp.client
+    if client.get_execution_status() == Status.NO_DEBUGGEE:
+        raise NoDebuggeeError("no debuggee")
+    if status in (Status.STEP_INTO, Status.STEP_OVER):
+        client.set_execution_status(status, count)
+    else:
+        client.set_execution_status(status)
+    client.wait_for_event()
+    if client.get_execution_status() == Status.BREAK:
+        show_stop(interp)
+
+
+def show_stop(interp: Interpreter) -> None:
+    """cdb's stop display: the event line, then the register block and location."""
+    client = interp.client
+    event = client.get_last_event()
+    if event is not None:
+        if event.kind == "breakpoint" and event.breakpoint_id is not None:
+            interp.say(f"Breakpoint {event.breakpoint_id} hit")
+        elif event.kind == "exception":
+            interp.say(f"({event.pid:x}.{event.tid:x}): {event.description}")
+            if "first chance" in event.description:
+                interp.say("First chance exceptions are reported before any exception handling.")
+                interp.say("This exception may be expected and handled.")
+        elif event.kind in ("break", "initial", "attach"):
+            interp.say(f"({event.pid:x}.{event.tid:x}): {event.description} (first chance)")
+    interp.say(register_block(interp))
+
+
+def register_block(interp: Interpreter) -> str:
+    """The `r` block with the location and current instruction (§2)."""
+    client = interp.client
+    regs = {name: client.get_register(name) for name in _GENERAL}
+    rip = regs["rip"]
+    location = (client.symbol_at(rip) or formatting.addr17(rip)) + ":"
+    listing = client.disassemble(rip, 1)
+    if listing:
+        insn = listing[0]
+        line = formatting.format_instruction(
+            insn.address, insn.code, insn.mnemonic, insn.operands, insn.target_symbol
+        )
+    else:
+        line = f"{formatting.addr17(rip)} ??              ???"
+    return formatting.format_registers(regs, location, line).rstrip("\n")
+
+
+@command("g")
+def go(interp: Interpreter, parsed: ParsedCommand) -> None:
+    run(interp, Status.GO)
+
+
+@command("gh")
+def go_handled(interp: Interpreter, parsed: ParsedCommand) -> None:
+    run(interp, Status.GO_HANDLED)
+
+
+@command("gn")
+def go_not_handled(interp: Interpreter, parsed: ParsedCommand) -> None:
+    run(interp, Status.GO_NOT_HANDLED)
+
+
+@command("p")
+def step_over(interp: Interpreter, parsed: ParsedCommand) -> None:
+    run(interp, Status.STEP_OVER, _count(interp, parsed.args))
+
+
+@command("t")
+def step_into(interp: Interpreter, parsed: ParsedCommand) -> None:
+    run(interp, Status.STEP_INTO, _count(interp, parsed.args))
+
+
+@command("q", "qq")
+def quit_(interp: Interpreter, parsed: ParsedCommand) -> None:
+    interp.say("quit:")
+    if interp.client.get_execution_status() != Status.NO_DEBUGGEE:
+        interp.client.end_session(EndFlags.ACTIVE_TERMINATE)
+    interp.wants_quit = True
+
+
+@command("qd")
+def quit_detach(interp: Interpreter, parsed: ParsedCommand) -> None:
+    interp.say("quit:")
+    if interp.client.get_execution_status() != Status.NO_DEBUGGEE:
+        interp.client.end_session(EndFlags.ACTIVE_DETACH)
+    interp.wants_quit = True
+
+
+@command(".kill")
+def kill(interp: Interpreter, parsed: ParsedCommand) -> None:
+    if interp.client.get_execution_status() == Status.NO_DEBUGGEE:
+        raise NoDebuggeeError("no debuggee")
+    interp.client.end_session(EndFlags.ACTIVE_TERMINATE)
+
+
+@command(".detach")
+def detach(interp: Interpreter, parsed: ParsedCommand) -> None:
+    if interp.client.get_execution_status() == Status.NO_DEBUGGEE:
+        raise NoDebuggeeError("no debuggee")
+    interp.client.end_session(EndFlags.ACTIVE_DETACH)
+
+
+@command(".echo")
+def echo(interp: Interpreter, parsed: ParsedCommand) -> None:
+    interp.say(parsed.args)

@@ -1,0 +1,97 @@
+"""The command interpreter: parse a line, run each command through the client API,
+and render every error in cdb's shapes (CDB-OUTPUT.md §0).
+
+Commands never call ptrace: they call ``DebugClient`` methods, and all text
+leaves through the client's output (so a remote client sees what a local one
+sees). Each command family lives in its own module and registers here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lindbg.commands.parser import ParsedCommand, parse_command, split_commands
+from lindbg.constants import OutputMask
+from lindbg.errors import LindbgError, NoDebuggeeError
+
+if TYPE_CHECKING:
+    from lindbg.engine.client import DebugClient
+
+Handler = Callable[["Interpreter", ParsedCommand], None]
+
+#: name -> handler, filled by the command-family modules at import.
+COMMANDS: dict[str, Handler] = {}
+
+
+def command(*names: str) -> Callable[[Handler], Handler]:
+    """Register a handler under one or more command names."""
+
+    def register(handler: Handler) -> Handler:
+        for name in names:
+            COMMANDS[name] = handler
+        return handler
+
+    return register
+
+
+class CommandError(LindbgError):
+    """A command failed in a way cdb reports with a caret under the command
+    (``^ Syntax error in 'xyz'``); ``kind`` is the words before ``error``."""
+
+    def __init__(self, kind: str, offset: int = 0) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.offset = offset
+
+
+class Interpreter:
+    """Runs command lines for one client."""
+
+    def __init__(self, client: DebugClient) -> None:
+        self.client = client
+        #: The prompt's width, so a caret lands under the failing character.
+        self.prompt_width = 7
+        #: Where `d*` and `u` continue when given no address.
+        self.next_dump: dict[str, int] = {}
+        self.wants_quit = False
+
+    def say(self, text: str, mask: int = OutputMask.NORMAL) -> None:
+        self.client.output(mask, text if text.endswith("\n") else text + "\n")
+
+    def execute(self, line: str) -> None:
+        """Run every command of ``line``; an error ends the line, as in cdb."""
+        _load_families()
+        for text, offset in split_commands(line):
+            parsed = parse_command(text, offset, COMMANDS)
+            handler = COMMANDS.get(parsed.name)
+            try:
+                if handler is None:
+                    raise CommandError("Syntax")
+                handler(self, parsed)
+            except CommandError as error:
+                caret = " " * (self.prompt_width + parsed.offset + error.offset)
+                self.say(f"{caret}^ {error.kind} error in '{parsed.text}'", OutputMask.ERROR)
+                return
+            except NoDebuggeeError:
+                caret = " " * (self.prompt_width + parsed.offset)
+                self.say(f"{caret}^ No runnable debuggees error in '{parsed.text}'", OutputMask.ERROR)
+                return
+            except LindbgError as error:
+                self.say(str(error), OutputMask.ERROR)
+                return
+            if self.wants_quit:
+                return
+
+
+_loaded = False
+
+
+def _load_families() -> None:
+    """Import the command-family modules once (they register themselves)."""
+    global _loaded
+    if _loaded:
+        return
+    from lindbg.commands import breakpoints, data, execution  # noqa: F401
+
+    _loaded = True

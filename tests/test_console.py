@@ -1,0 +1,129 @@
+"""The `lindbg` console, driven as a user drives it: the real process, commands by
+-c and by piped standard input, outputs checked against the engine's own
+answers, nm, objdump and cdb's layouts."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from conftest import Programs
+
+LINDBG = [sys.executable, "-m", "lindbg.cli.lindbg_main"]
+
+
+def console(args: list[str], stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run lindbg with ``args``, feeding ``stdin``; its whole output."""
+    env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
+    return subprocess.run(
+        [*LINDBG, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+def after(output: str, command: str) -> list[str]:
+    """The lines a command printed: those after its echoed prompt line, up to the next prompt."""
+    lines = output.splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if re.match(r"^\d+:\d{3}> " + re.escape(command) + "$", line)
+    )
+    result = []
+    for line in lines[start + 1 :]:
+        if re.match(r"^\d+:\d{3}> ", line):
+            break
+        result.append(line)
+    return result
+
+
+def test_initial_break_shows_the_event_and_the_register_block(programs: Programs) -> None:
+    run = console([programs.path("data")], stdin="q\n")
+    assert run.returncode == 0
+    out = run.stdout
+    assert re.search(r"^ModLoad: 00000000`00400000 00000000`004\w{5}   .*/data$", out, re.MULTILINE)
+    initial = r"^\([0-9a-f]+\.[0-9a-f]+\): Break instruction exception - code 80000003 \(first chance\)$"
+    assert re.search(initial, out, re.MULTILINE)
+    assert re.search(r"^rax=[0-9a-f]{16} rbx=[0-9a-f]{16} rcx=[0-9a-f]{16}$", out, re.MULTILINE)
+    assert re.search(
+        r"^iopl=0         (nv|ov) (up|dn) (ei|di) (pl|ng) (nz|zr) (na|ac) (pe|po) (nc|cy)$", out, re.M
+    )
+    assert "ld_linux_x86_64!_start:" in out
+    assert out.rstrip().endswith("quit:")
+
+
+def test_breakpoint_by_name_then_registers_stack_and_memory(programs: Programs) -> None:
+    add = programs.symbol("data", "add")
+    message = programs.symbol("data", "message")
+    script = "bl\ng\nr rdi\nk\ndb data!message L10\nq\n"
+    run = console(["-c", "bp data!add", programs.path("data")], stdin=script)
+    out = run.stdout
+    assert after(out, "bl")[0].startswith(f" 0 e 00000000`{add:08x} [")
+    assert "Breakpoint 0 hit" in after(out, "g")
+    assert after(out, "r rdi") == ["rdi=0000000000000002"]  # add(2, 3)
+    stack = after(out, "k")
+    assert stack[0] == "Child-SP          RetAddr               Call Site"
+    assert re.match(
+        r"^[0-9a-f]{8}`[0-9a-f]{8} [0-9a-f]{8}`[0-9a-f]{8}     data!add \[.*data\.c @ \d+\]$", stack[1]
+    )
+    assert "data!step_caller" in stack[2] and "data!main" in stack[3]
+    dump = after(out, "db data!message L10")
+    assert dump == [
+        f"00000000`{message:08x}  68 65 6c 6c 6f 20 66 72-6f 6d 20 64 61 74 61 00  hello from data."
+    ]
+
+
+def test_disassembly_matches_objdump_bytes(programs: Programs) -> None:
+    add = programs.symbol("data", "add")
+    run = console([programs.path("data")], stdin="u data!add L3\nq\n")
+    listing = after(run.stdout, "u data!add L3")
+    assert listing[0] == "data!add:"
+    dump = subprocess.run(
+        [
+            "objdump",
+            "-d",
+            f"--start-address={add:#x}",
+            f"--stop-address={add + 16:#x}",
+            programs.path("data"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    expected = [
+        (int(m[1], 16), m[2].replace(" ", ""))
+        for m in re.finditer(r"^\s+([0-9a-f]+):\t((?:[0-9a-f]{2} )+)", dump, flags=re.MULTILINE)
+    ]
+    for line, (address, code) in zip(listing[1:], expected, strict=False):
+        assert line.startswith(f"00000000`{address:08x} {code} ")
+
+
+def test_evaluate_and_errors_keep_the_session(programs: Programs) -> None:
+    script = "? 0x10 + 0n10\nzzz\n? data!nosuchsym\n? 1\nq\n"
+    run = console([programs.path("data")], stdin=script)
+    out = run.stdout
+    assert after(out, "? 0x10 + 0n10") == ["Evaluate expression: 26 = 00000000`0000001a"]
+    assert after(out, "zzz") == ["       ^ Syntax error in 'zzz'"]
+    assert after(out, "? data!nosuchsym") == ["Couldn't resolve error at 'data!nosuchsym'"]
+    assert after(out, "? 1") == ["Evaluate expression: 1 = 00000000`00000001"]
+
+
+def test_running_to_the_end_then_go_has_no_debuggee(programs: Programs) -> None:
+    run = console(["-G", programs.path("data")], stdin="g\ng\nq\n")
+    assert after(run.stdout, "g")[-1:] != []
+    assert "       ^ No runnable debuggees error in 'g'" in run.stdout
+
+
+def test_semicolons_comments_and_end_of_input_as_quit(programs: Programs) -> None:
+    run = console(["-c", ".echo one; $$ a comment; .echo two", programs.path("data")], stdin="")
+    out = run.stdout
+    assert "one\ntwo\n" in out
+    assert "a comment" not in out.replace("$$ a comment", "")
+    assert out.rstrip().endswith("quit:")
+    assert run.returncode == 0
+
+
+def test_reserved_options_are_refused_in_one_line() -> None:
+    run = console(["-server", "tcp:port=5005"])
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0
+    assert "-server" in run.stderr
