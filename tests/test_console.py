@@ -127,3 +127,65 @@ def test_reserved_options_are_refused_in_one_line() -> None:
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
     assert "-server" in run.stderr
+
+
+class Terminal:
+    """lindbg on a pseudo-terminal: type, and wait for text to appear on the screen."""
+
+    def __init__(self, args: list[str]) -> None:
+        import pty
+
+        env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # pragma: no cover - the child
+            os.execve(sys.executable, [*LINDBG, *args], env)
+        self.screen = b""
+
+    def wait_for(self, text: bytes, timeout: float = 20) -> bool:
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if ready:
+                try:
+                    self.screen += os.read(self.fd, 4096)
+                except OSError:
+                    return text in self.screen
+        return True
+
+    def type(self, text: bytes) -> None:
+        os.write(self.fd, text)
+
+    def close(self) -> int:
+        """Wait for lindbg to exit (the screen reaches end-of-file), then its exit code."""
+        self.wait_for(b"\0never\0", timeout=20)  # reads until EOF: the child closed the terminal
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if done == 0:  # a failed test left it waiting for input: do not hang the suite
+            os.kill(self.pid, 9)
+            _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)
+
+
+def test_ctrl_c_breaks_into_a_looping_target_and_never_kills_the_debugger(programs: Programs) -> None:
+    terminal = Terminal([programs.path("loop"), "60"])
+    try:
+        assert terminal.wait_for(b"0:000> ")
+        terminal.type(b"g\n")
+        assert terminal.wait_for(b"ready")  # the program is in its loop
+        terminal.type(b"\x03")  # Ctrl-C, as a user presses it
+        assert terminal.wait_for(b"Break instruction exception - code 80000003"), terminal.screen[-500:]
+        assert terminal.wait_for(b"loop!"), terminal.screen[-500:]
+        terminal.type(b"? 1+1\n")
+        assert terminal.wait_for(b"Evaluate expression: 2 = ")
+        terminal.type(b"q\n")
+        assert terminal.wait_for(b"quit:")
+    finally:
+        code = terminal.close()
+    assert code == 0
+    assert b"finished" not in terminal.screen  # the loop was stopped, not run out

@@ -7,6 +7,7 @@ their issues and refused with a one-line message.
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -80,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     client.set_output_callbacks(StreamOutput(sys.stdout))
     client.set_event_callbacks(ConsoleEvents(client))
     client.set_break_on_process_exit(not options.skip_final_break)
+    # Ctrl-C at the terminal reaches the debuggee too (same process group): the
+    # debugger swallows it there and breaks in instead; it never kills lindbg
+    client.set_signal_swallowed(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda signo, frame: client.set_interrupt())
     try:
         if options.pid is not None:
             client.attach_process(options.pid)

@@ -290,6 +290,15 @@ class DebugClient:
         self._engine.check_usable()
         self.command_interpreter.execute(command_text)
 
+    def set_signal_swallowed(self, signo: int, swallowed: bool = True) -> None:
+        """Make the debugger take ``signo`` for itself: neither reported nor delivered
+        (the console does this with SIGINT from its terminal, which breaks in)."""
+        target = self._engine.swallowed_signals
+        if swallowed:
+            target.add(int(signo))
+        else:
+            target.discard(int(signo))
+
     def set_break_on_process_exit(self, enabled: bool) -> None:
         """Stop when a process is about to exit, like cdb's final breakpoint (the
         console's default; ``-G`` turns it off)."""

@@ -185,6 +185,9 @@ class Engine:
         #: Stop at process exit like cdb's final breakpoint (the console sets it).
         self.break_on_exit = False
         self.break_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
+        #: Signals the debugger takes for itself: never reported, never delivered
+        #: (the console's SIGINT, which it turns into a break-in).
+        self.swallowed_signals: set[int] = set()
         #: (tid, signal, first_chance, address) of the exception the target is stopped on.
         self._held_signal: tuple[int, int, bool, int] | None = None
         self._step_over: _StepOverMark | None = None
@@ -938,6 +941,10 @@ class Engine:
         return is_fatal_by_default(signo) and not procfs.signal_is_caught_or_ignored(pid, signo)
 
     def _on_signal(self, pid: int, tid: int, signo: int, address: int, *, first_chance: bool) -> bool:
+        if signo in self.swallowed_signals:
+            self.status = self._running_status()
+            self._resume()
+            return False
         self.current_pid = pid
         self.current_tid = tid
         info = ExceptionInfo(signo, address, first_chance, pid, tid)
