@@ -189,3 +189,28 @@ def test_ctrl_c_breaks_into_a_looping_target_and_never_kills_the_debugger(progra
         code = terminal.close()
     assert code == 0
     assert b"finished" not in terminal.screen  # the loop was stopped, not run out
+
+
+def test_event_filters_by_signal_name(programs: Programs) -> None:
+    signals = programs.path("signals")
+    # sxe: a handled SIGUSR1 breaks at its first chance
+    out = console([signals, "usr1-handler"], stdin="sxe usr1\ng\nq\n").stdout
+    assert re.search(
+        r"^\([0-9a-f.]+\): User defined signal 1 - code 0000000a \(first chance\)$",
+        "\n".join(after(out, "g")),
+        re.M,
+    )
+    # sxn: printed as it passes, no break; the program finishes
+    out = console(["-G", signals, "usr1-handler"], stdin="sxn usr1\ng\ng\nq\n").stdout
+    lines = after(out, "g")
+    assert any("User defined signal 1 - code 0000000a (first chance)" in line for line in lines)
+    assert "No runnable debuggees" in out  # the second g: it ran to its end
+    # sxd: no first chance, but the second chance (it would kill) breaks
+    out = console([signals, "segv"], stdin="sxd segv\ng\nq\n").stdout
+    assert any(
+        "Segmentation fault - code 0000000b (!!! second chance !!!)" in line for line in after(out, "g")
+    )
+    assert (
+        "sigsegv - Segmentation fault - Second-chance break"
+        in console([signals], stdin="sxd segv\nsx\nq\n").stdout
+    )

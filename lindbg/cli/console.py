@@ -31,7 +31,19 @@ class ConsoleEvents(EventCallbacks):
     def get_interest_mask(self) -> int:
         from lindbg.constants import EventMask
 
-        return int(EventMask.LOAD_MODULE)
+        return int(EventMask.LOAD_MODULE | EventMask.EXCEPTION)
+
+    def exception(self, exc: object) -> Status:
+        """`sxn` signals: print the event as it passes (cdb's "output" filter)."""
+        signo = exc.signal  # type: ignore[attr-defined]
+        if signo in self._client.command_interpreter.notify_signals:
+            import signal as signals
+
+            chance = "first chance" if exc.first_chance else "!!! second chance !!!"  # type: ignore[attr-defined]
+            where = f"({exc.pid:x}.{exc.tid:x})"  # type: ignore[attr-defined]
+            text = f"{where}: {signals.strsignal(signo)} - code {signo:08x} ({chance})\n"
+            self._client.output(OutputMask.NORMAL, text)
+        return Status.NO_CHANGE
 
     def load_module(self, module: object) -> Status:
         from lindbg.commands.formatting import addr17

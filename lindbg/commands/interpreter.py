@@ -55,6 +55,9 @@ class Interpreter:
         #: Where `d*` and `u` continue when given no address.
         self.next_dump: dict[str, int] = {}
         self.wants_quit = False
+        #: Signals `sxn` asked to print as they pass; the mode each sx* command set.
+        self.notify_signals: set[int] = set()
+        self.filter_modes: dict[int, str] = {}
 
     def say(self, text: str, mask: int = OutputMask.NORMAL) -> None:
         self.client.output(mask, text if text.endswith("\n") else text + "\n")
@@ -64,7 +67,7 @@ class Interpreter:
         _load_families()
         for text, offset in split_commands(line):
             parsed = parse_command(text, offset, COMMANDS)
-            handler = COMMANDS.get(parsed.name)
+            handler = COMMANDS.get(parsed.name) or COMMANDS.get("!" if parsed.name[0] == "!" else "")
             try:
                 if handler is None:
                     raise CommandError("Syntax")
@@ -92,6 +95,6 @@ def _load_families() -> None:
     global _loaded
     if _loaded:
         return
-    from lindbg.commands import breakpoints, data, execution  # noqa: F401
+    from lindbg.commands import breakpoints, data, events, execution, extension_commands  # noqa: F401
 
     _loaded = True

@@ -290,6 +290,22 @@ class DebugClient:
         self._engine.check_usable()
         self.command_interpreter.execute(command_text)
 
+    def set_signal_break(self, signo: int, breaks: bool, second_chance: bool | None = None) -> None:
+        """Whether ``signo`` breaks in when no callback asks for more: at its first
+        chance (``breaks``), and when passing it would kill the process
+        (``second_chance``, by default the same as ``breaks``). cdb's ``sxe`` is
+        (True, True), ``sxd`` (False, True), ``sxn``/``sxi`` (False, False)."""
+        second = breaks if second_chance is None else second_chance
+        engine = self._engine
+        for target, wanted in ((engine.break_signals, breaks), (engine.second_chance_signals, second)):
+            if wanted:
+                target.add(int(signo))
+            else:
+                target.discard(int(signo))
+
+    def signal_breaks(self, signo: int) -> bool:
+        return int(signo) in self._engine.break_signals
+
     def set_signal_swallowed(self, signo: int, swallowed: bool = True) -> None:
         """Make the debugger take ``signo`` for itself: neither reported nor delivered
         (the console does this with SIGINT from its terminal, which breaks in)."""

@@ -185,6 +185,8 @@ class Engine:
         #: Stop at process exit like cdb's final breakpoint (the console sets it).
         self.break_on_exit = False
         self.break_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
+        #: Signals that break when passing them would kill the process (second chance).
+        self.second_chance_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
         #: Signals the debugger takes for itself: never reported, never delivered
         #: (the console's SIGINT, which it turns into a break-in).
         self.swallowed_signals: set[int] = set()
@@ -954,7 +956,8 @@ class Engine:
         )
         decided = explicit = self._event(EventMask.EXCEPTION, "exception", info)
         if decided is Status.NO_CHANGE:
-            decided = Status.BREAK if signo in self.break_signals else Status.GO_NOT_HANDLED
+            breaks = self.break_signals if first_chance else self.second_chance_signals
+            decided = Status.BREAK if signo in breaks else Status.GO_NOT_HANDLED
         if decided is Status.BREAK or (decided in _STEP_STATUSES and decided is not Status.GO_HANDLED):
             self._held_signal = (tid, signo, first_chance, address)
             if decided is Status.BREAK:
