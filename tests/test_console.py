@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import Programs
 
@@ -214,3 +215,20 @@ def test_event_filters_by_signal_name(programs: Programs) -> None:
         "sigsegv - Segmentation fault - Second-chance break"
         in console([signals], stdin="sxd segv\nsx\nq\n").stdout
     )
+
+
+def test_threads_processes_last_event_and_log_file(programs: Programs, tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    script = f"bp threads!thread_work\ng\n~\n~0s\n|\n.lastevent\n.logopen {log}\n? 5\n.logclose\nq\n"
+    out = console([programs.path("threads"), "4"], stdin=script).stdout
+    listing = after(out, "~")
+    assert sum(1 for line in listing if "  Id: " in line) >= 2
+    assert sum(1 for line in listing if line.startswith(".")) == 1
+    assert (
+        re.search(r"^0:000> $", "\n".join(out.splitlines()), re.M) or "0:000> |" in out
+    )  # ~0s made thread 0 current
+    assert re.match(r"^\.  0\tid: [0-9a-f]+\tcreate\tname: .*/threads$", after(out, "|")[0])
+    assert re.match(r"^Last event: [0-9a-f]+\.[0-9a-f]+: Hit breakpoint 0$", after(out, ".lastevent")[0])
+    text = log.read_text()
+    assert "Evaluate expression: 5 = 00000000`00000005" in text
+    assert "q\n" not in text.split(".logclose")[-1]  # nothing after the log was closed

@@ -175,6 +175,19 @@ def examine(interp: Interpreter, parsed: ParsedCommand) -> None:
 @command("~")
 def threads(interp: Interpreter, parsed: ParsedCommand) -> None:
     current = interp.client.current_thread()
+    args = parsed.args.strip()
+    if args:  # ~Ns: make thread N (its index in this list) the current one
+        if not (args.endswith("s") and args[:-1].strip().isdigit()):
+            raise CommandError("Syntax")
+        listed = interp.client.threads(current.pid)
+        index = int(args[:-1])
+        if index >= len(listed):
+            raise CommandError("Illegal thread")
+        interp.client.set_current_thread(listed[index].tid)
+        from lindbg.commands.execution import register_block
+
+        interp.say(register_block(interp))
+        return
     for index, thread in enumerate(interp.client.threads(current.pid)):
         marker = "." if thread.tid == current.tid else " "
         rip = interp.client.get_register("rip", thread.tid)

@@ -95,6 +95,6 @@ def _load_families() -> None:
     global _loaded
     if _loaded:
         return
-    from lindbg.commands import breakpoints, data, events, execution, extension_commands  # noqa: F401
+    from lindbg.commands import breakpoints, data, events, execution, extension_commands, session  # noqa: F401
 
     _loaded = True

@@ -1,0 +1,102 @@
+"""Session commands: .help, .lastevent, .logopen/.logappend/.logclose, |, ~Ns, gu."""
+
+from __future__ import annotations
+
+import time
+
+from lindbg.commands.interpreter import COMMANDS, CommandError, Interpreter, command
+from lindbg.commands.parser import ParsedCommand
+from lindbg.constants import OutputMask
+from lindbg.engine.callbacks import OutputCallbacks
+
+
+@command(".help")
+def help_(interp: Interpreter, parsed: ParsedCommand) -> None:
+    interp.say("Commands (cdb syntax; ';' separates, '$$' starts a comment):")
+    names = sorted(COMMANDS)
+    for start in range(0, len(names), 8):
+        interp.say("  " + "  ".join(f"{name:8}" for name in names[start : start + 8]).rstrip())
+    interp.say("kb's four qwords after the return address are not arguments under the SysV ABI.")
+
+
+@command(".lastevent")
+def last_event(interp: Interpreter, parsed: ParsedCommand) -> None:
+    event = interp.client.get_last_event()
+    if event is None:
+        interp.say("Last event: <none>")
+        return
+    interp.say(f"Last event: {event.pid:x}.{event.tid:x}: {event.description}")
+    interp.say(f"  debugger time: {time.ctime()}")
+
+
+class _LogFile(OutputCallbacks):
+    """Everything the console prints, copied to a file (``.logopen``)."""
+
+    def __init__(self, inner: OutputCallbacks | None, path: str, append: bool) -> None:
+        self.inner = inner
+        self.path = path
+        self.file = open(path, "a" if append else "w")  # noqa: SIM115 - lives until .logclose
+
+    def output(self, mask: int, text: str) -> None:
+        self.file.write(text)
+        self.file.flush()
+        if self.inner is not None:
+            self.inner.output(mask, text)
+
+
+@command(".logopen", ".logappend")
+def log_open(interp: Interpreter, parsed: ParsedCommand) -> None:
+    path = parsed.args.strip().strip('"')
+    if not path:
+        raise CommandError("Syntax")
+    _close(interp)
+    current = interp.client.get_output_callbacks()
+    try:
+        log = _LogFile(current, path, append=parsed.name == ".logappend")
+    except OSError as error:
+        interp.say(f"Unable to open log file '{path}': {error.strerror}", OutputMask.ERROR)
+        return
+    interp.client.set_output_callbacks(log)
+    interp.say(f"Opened log file '{path}'")
+
+
+@command(".logclose")
+def log_close(interp: Interpreter, parsed: ParsedCommand) -> None:
+    if not _close(interp):
+        interp.say("No log file open")
+
+
+def _close(interp: Interpreter) -> bool:
+    current = interp.client.get_output_callbacks()
+    if not isinstance(current, _LogFile):
+        return False
+    interp.say(f"Closing open log file {current.path}")
+    current.file.close()
+    interp.client.set_output_callbacks(current.inner)
+    return True
+
+
+@command("|")
+def processes(interp: Interpreter, parsed: ParsedCommand) -> None:
+    current = interp.client.current_thread().pid
+    for index, process in enumerate(interp.client.processes()):
+        marker = "." if process.pid == current else " "
+        interp.say(f"{marker}  {index}\tid: {process.pid:x}\tcreate\tname: {process.executable}")
+
+
+@command("gu")
+def go_up(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """Run until the current function returns to its caller."""
+    from lindbg.commands.execution import run
+    from lindbg.constants import Status
+
+    frames = interp.client.stack(max_frames=2)
+    physical = [f for f in frames if not f.inline]
+    if len(physical) < 2:
+        raise CommandError("Syntax")
+    bp = interp.client.add_breakpoint(physical[0].return_address, one_shot=True)
+    try:
+        run(interp, Status.GO)
+    finally:
+        if bp.is_valid:
+            interp.client.remove_breakpoint(bp)
