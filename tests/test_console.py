@@ -224,9 +224,8 @@ def test_threads_processes_last_event_and_log_file(programs: Programs, tmp_path:
     listing = after(out, "~")
     assert sum(1 for line in listing if "  Id: " in line) >= 2
     assert sum(1 for line in listing if line.startswith(".")) == 1
-    assert (
-        re.search(r"^0:000> $", "\n".join(out.splitlines()), re.M) or "0:000> |" in out
-    )  # ~0s made thread 0 current
+    assert re.search(r"^0:00[1-9]> ~0s$", out, re.M)  # a worker thread hit the breakpoint
+    assert re.search(r"^0:000> \|$", out, re.M)  # ~0s made thread 0 the current one
     assert re.match(r"^\.  0\tid: [0-9a-f]+\tcreate\tname: .*/threads$", after(out, "|")[0])
     assert re.match(r"^Last event: [0-9a-f]+\.[0-9a-f]+: Hit breakpoint 0$", after(out, ".lastevent")[0])
     text = log.read_text()
