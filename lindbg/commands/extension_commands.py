@@ -149,7 +149,7 @@ def bang(interp: Interpreter, parsed: ParsedCommand) -> None:
     """Every ``!name`` the interpreter has no handler for lands here."""
     raw = parsed.text.split(maxsplit=1)[0][1:]  # the name as typed (the parser lowers it)
     if not raw:
-        interp.say("No export  found: give an extension command after '!'", OutputMask.ERROR)
+        interp.say("No export name given: type !name (!help lists the built-in ones)", OutputMask.ERROR)
         return
     function, missing = _resolve(interp, raw)
     if function is None:

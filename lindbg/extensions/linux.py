@@ -62,7 +62,7 @@ def _read_proc(path: str) -> str:
 
 
 def maps(client: DebugClient, args: str) -> None:
-    """``!maps``: /proc/PID/maps, one line per mapping, with its module's name."""
+    """Mappings from /proc/PID/maps, one line per mapping, with its module's name."""
     pid, _ = _current(client)
     text = _read_proc(f"/proc/{pid}/maps")
     modules = client.modules(pid)
@@ -87,7 +87,7 @@ def maps(client: DebugClient, args: str) -> None:
 
 
 def fds(client: DebugClient, args: str) -> None:
-    """``!fds``: each open file descriptor and what /proc/PID/fd says it refers to."""
+    """Each open file descriptor and what /proc/PID/fd says it refers to."""
     pid, _ = _current(client)
     directory = f"/proc/{pid}/fd"
     try:
@@ -124,7 +124,7 @@ def _string_at(client: DebugClient, address: int, limit: int = 4096) -> str | No
 
 
 def auxv(client: DebugClient, args: str) -> None:
-    """``!auxv``: the auxiliary vector the kernel gave the program (AT_ name, value)."""
+    """The auxiliary vector the kernel gave the program (AT_ name, value)."""
     pid, _ = _current(client)
     try:
         entries = procfs.auxv(pid)
@@ -164,10 +164,12 @@ def _status_of(pid: int, tid: int) -> dict[str, str]:
 
 
 def signals(client: DebugClient, args: str) -> None:
-    """``!signals [-a]``: the current thread's view of each signal, from its status file:
-    blocked (SigBlk), ignored (SigIgn), caught (SigCgt), pending (SigPnd, or ShdPnd for
-    the whole process). Signals 1-31 always show; real-time ones when a column is set
-    (``-a``: all 64)."""
+    """[-a] Blocked, ignored, caught and pending signals of the current thread.
+
+    From /proc/PID/task/TID/status: blocked (SigBlk), ignored (SigIgn), caught (SigCgt),
+    pending (SigPnd for the thread, ShdPnd for the whole process). Signals 1-31 always
+    show; real-time ones when a column is set (``-a``: all 64).
+    """
     pid, tid = _current(client)
     fields = _status_of(pid, tid)
 
@@ -196,10 +198,10 @@ def signals(client: DebugClient, args: str) -> None:
 
 
 def help_(client: DebugClient, args: str) -> None:
-    """``!help``: this extension's commands."""
+    """This extension's commands."""
     for name, function in commands.items():
         doc = (function.__doc__ or "").strip().splitlines()
-        _say(client, f"{name:<8} {doc[0] if doc else ''}".rstrip())
+        _say(client, f"!{name:<8} {doc[0] if doc else ''}".rstrip())
 
 
 commands: dict[str, Callable[[DebugClient, str], None]] = {
