@@ -237,3 +237,20 @@ def test_threads_processes_last_event_and_log_file(programs: Programs, tmp_path:
     text = log.read_text()
     assert "Evaluate expression: 5 = 00000000`00000005" in text
     assert "q\n" not in text.split(".logclose")[-1]  # nothing after the log was closed
+
+
+def test_enter_commands_write_what_the_dumps_then_show(programs: Programs) -> None:
+    message = programs.symbol("data", "message")
+    commands = ['eza data!message "patched"', "da data!message", "eb data!message 41 42"]
+    commands.append("db data!message L4")
+    script = "\n".join([*commands, "dq 10 L2", "q"]) + "\n"
+    out = console([programs.path("data")], stdin=script).stdout
+    assert after(out, "da data!message") == [f'00000000`{message:08x}  "patched"']
+    assert after(out, "db data!message L4")[0].startswith(f"00000000`{message:08x}  41 42 74 63")
+    assert after(out, "dq 10 L2") == ["00000000`00000010  ????????`???????? ????????`????????"]
+
+
+def test_dps_names_the_return_address_on_the_stack(programs: Programs) -> None:
+    out = console(["-c", "bp data!add", "-c", "g", programs.path("data")], stdin="dps @rsp L1\nq\n").stdout
+    row = after(out, "dps @rsp L1")[0]
+    assert re.match(r"^[0-9a-f]{8}`[0-9a-f]{8}  00000000`[0-9a-f]{8} data!step_caller\+0x[0-9a-f]+$", row)

@@ -132,7 +132,11 @@ _UNIT = {"db": 1, "dw": 2, "dd": 4, "dq": 8, "dp": 8, "dc": 4, "da": 1, "du": 2}
 _DEFAULT = {"db": 128, "dw": 64, "dd": 32, "dq": 16, "dp": 16, "dc": 32, "da": 128, "du": 128}
 
 
-@command("db", "dw", "dd", "dq", "dp", "dc", "da", "du")
+_UNIT.update({"dps": 8, "dqs": 8, "dds": 4})
+_DEFAULT.update({"dps": 16, "dqs": 16, "dds": 32})
+
+
+@command("db", "dw", "dd", "dq", "dp", "dc", "da", "du", "dps", "dqs", "dds")
 def dump(interp: Interpreter, parsed: ParsedCommand) -> None:
     kind = "dq" if parsed.name == "dp" else parsed.name
     address, count = _range(interp, parsed.args, _DEFAULT[kind], kind)
@@ -140,9 +144,51 @@ def dump(interp: Interpreter, parsed: ParsedCommand) -> None:
     try:
         data: bytes | None = interp.client.read_memory(address, size)
     except MemoryAccessError:
-        data = None
-    interp.say(formatting.format_memory(kind, address, data, size))
+        data = _readable_prefix(interp, address, size)
+    symbolize = interp.client.symbol_at if kind in ("dps", "dqs", "dds") else None
+    interp.say(formatting.format_memory(kind, address, data, size, symbolize))
     interp.next_dump[kind] = address + size
+
+
+def _readable_prefix(interp: Interpreter, address: int, size: int) -> bytes | None:
+    """What can be read from the start of a range that ends in unmapped memory."""
+    try:
+        interp.client.read_memory(address, size)
+    except MemoryAccessError as error:
+        readable = error.address - address
+        if readable > 0:
+            return interp.client.read_memory(address, readable)
+    return None
+
+
+_ENTER = {"eb": 1, "ew": 2, "ed": 4, "eq": 8}
+
+
+@command("eb", "ew", "ed", "eq")
+def enter_values(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """``eb ADDR V1 V2 ...``: write values of the command's unit size."""
+    parts = parsed.args.split()
+    if len(parts) < 2:
+        raise CommandError("Syntax")
+    address = evaluate(interp, parts[0])
+    unit = _ENTER[parsed.name]
+    data = b"".join(
+        (evaluate(interp, part) & ((1 << 8 * unit) - 1)).to_bytes(unit, "little") for part in parts[1:]
+    )
+    interp.client.write_memory(address, data)
+
+
+@command("ea", "eza")
+def enter_ascii(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """``ea ADDR "text"`` (``eza`` adds the terminating NUL)."""
+    target, _, rest = parsed.args.strip().partition(" ")
+    text = rest.strip()
+    if not target or len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        raise CommandError("Syntax")
+    data = text[1:-1].encode()
+    if parsed.name == "eza":
+        data += b"\0"
+    interp.client.write_memory(evaluate(interp, target), data)
 
 
 @command("?")
