@@ -99,34 +99,36 @@ def step_into(interp: Interpreter, parsed: ParsedCommand) -> None:
     run(interp, Status.STEP_INTO, _count(interp, parsed.args))
 
 
+def _end(interp: Interpreter, flags: EndFlags, *, quitting: bool) -> None:
+    """End the session (`q`, `qd`, `.kill`, `.detach`); quitting ends lindbg too."""
+    active = interp.client.get_execution_status() != Status.NO_DEBUGGEE
+    if quitting:
+        interp.say("quit:")
+        interp.wants_quit = True
+    elif not active:
+        raise NoDebuggeeError("no debuggee")
+    if active:
+        interp.client.end_session(flags)
+
+
 @command("q", "qq")
 def quit_(interp: Interpreter, parsed: ParsedCommand) -> None:
-    interp.say("quit:")
-    if interp.client.get_execution_status() != Status.NO_DEBUGGEE:
-        interp.client.end_session(EndFlags.ACTIVE_TERMINATE)
-    interp.wants_quit = True
+    _end(interp, EndFlags.ACTIVE_TERMINATE, quitting=True)
 
 
 @command("qd")
 def quit_detach(interp: Interpreter, parsed: ParsedCommand) -> None:
-    interp.say("quit:")
-    if interp.client.get_execution_status() != Status.NO_DEBUGGEE:
-        interp.client.end_session(EndFlags.ACTIVE_DETACH)
-    interp.wants_quit = True
+    _end(interp, EndFlags.ACTIVE_DETACH, quitting=True)
 
 
 @command(".kill")
 def kill(interp: Interpreter, parsed: ParsedCommand) -> None:
-    if interp.client.get_execution_status() == Status.NO_DEBUGGEE:
-        raise NoDebuggeeError("no debuggee")
-    interp.client.end_session(EndFlags.ACTIVE_TERMINATE)
+    _end(interp, EndFlags.ACTIVE_TERMINATE, quitting=False)
 
 
 @command(".detach")
 def detach(interp: Interpreter, parsed: ParsedCommand) -> None:
-    if interp.client.get_execution_status() == Status.NO_DEBUGGEE:
-        raise NoDebuggeeError("no debuggee")
-    interp.client.end_session(EndFlags.ACTIVE_DETACH)
+    _end(interp, EndFlags.ACTIVE_DETACH, quitting=False)
 
 
 @command(".echo")

@@ -57,6 +57,7 @@ from lindbg.os.linux.signals import is_fatal_by_default, signal_description
 from lindbg.symbols.cfi import CallFrameTable
 from lindbg.symbols.disassembly import Instruction, disassemble_memory
 from lindbg.symbols.lines import SourceLine
+from lindbg.symbols.stackwalk import RawFrame
 from lindbg.symbols.stackwalk import walk as walk_stack
 from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
 from lindbg.targets.live import LiveTarget
@@ -146,6 +147,31 @@ class _AddressSpace:
             return None
         frames = self._engine.symbols.of(module, self._memory.read).frames
         return (frames, module.bias) if frames is not None else None
+
+
+def _frame(
+    number: int,
+    item: RawFrame,
+    module: str | None,
+    function: str | None,
+    offset: int,
+    where: tuple[str | None, int | None],
+    inline: bool,
+) -> Frame:
+    """A ``Frame`` of the walked frame ``item``, named and placed."""
+    return Frame(
+        number,
+        item.pc,
+        item.sp,
+        item.return_address,
+        item.how,
+        module,
+        function,
+        offset,
+        where[0],
+        where[1],
+        inline,
+    )
 
 
 class _LoaderMark:
@@ -1226,19 +1252,7 @@ class Engine:
             # inlined calls first (innermost out), each at the line of the call it made
             for call in self.symbols.inlined_at(modules, lookup, read):
                 frames.append(
-                    Frame(
-                        len(frames),
-                        item.pc,
-                        item.sp,
-                        item.return_address,
-                        item.how,
-                        module_name,
-                        call.name,
-                        item.pc - call.low,
-                        where[0],
-                        where[1],
-                        inline=True,
-                    )
+                    _frame(len(frames), item, module_name, call.name, item.pc - call.low, where, True)
                 )
                 where = (call.call_file, call.call_line)
             if located is None:
@@ -1246,20 +1260,7 @@ class Engine:
             else:
                 function = located.symbol.name if located.symbol is not None else None
                 offset = located.offset + (item.pc - lookup)
-            frames.append(
-                Frame(
-                    len(frames),
-                    item.pc,
-                    item.sp,
-                    item.return_address,
-                    item.how,
-                    module_name,
-                    function,
-                    offset,
-                    where[0],
-                    where[1],
-                )
-            )
+            frames.append(_frame(len(frames), item, module_name, function, offset, where, False))
         return frames
 
     def _place(self, bp: Breakpoint) -> None:
