@@ -254,3 +254,16 @@ def test_dps_names_the_return_address_on_the_stack(programs: Programs) -> None:
     out = console(["-c", "bp data!add", "-c", "g", programs.path("data")], stdin="dps @rsp L1\nq\n").stdout
     row = after(out, "dps @rsp L1")[0]
     assert re.match(r"^[0-9a-f]{8}`[0-9a-f]{8}  00000000`[0-9a-f]{8} data!step_caller\+0x[0-9a-f]+$", row)
+
+
+def test_breakpoint_command_strings_run_at_every_hit(programs: Programs) -> None:
+    script = 'bp data!write_watched ".echo hit; r rdi; g"\nbl\ng\nq\n'
+    out = console(["-G", programs.path("data")], stdin=script).stdout
+    assert after(out, "bl")[0].endswith('data!write_watched ".echo hit; r rdi; g"')
+    lines = after(out, "g")
+    assert [line for line in lines if line.startswith("rdi=")] == [
+        "rdi=0000000000000001",
+        "rdi=0000000000000002",
+        "rdi=0000000000000003",
+    ]
+    assert lines.count("hit") == 3 and lines.count("Breakpoint 0 hit") == 3

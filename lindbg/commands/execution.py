@@ -27,17 +27,50 @@ def _count(interp: Interpreter, text: str) -> int:
 
 
 def run(interp: Interpreter, status: Status, count: int = 1) -> None:
-    """Resume as ``status`` says and wait for the target; show the stop, if any."""
+    """Resume as ``status`` says and wait for the target; show the stop, if any.
+
+    A breakpoint's command string (``bp app!f "k; g"``) runs at its hit; a resume
+    inside it does not nest a new wait but asks this loop to go on, so a
+    breakpoint that says ``g`` can be hit any number of times.
+    """
     client = interp.client
     if client.get_execution_status() == Status.NO_DEBUGGEE:
         raise NoDebuggeeError("no debuggee")
-    if status in (Status.STEP_INTO, Status.STEP_OVER):
-        client.set_execution_status(status, count)
-    else:
-        client.set_execution_status(status)
-    client.wait_for_event()
-    if client.get_execution_status() == Status.BREAK:
-        show_stop(interp)
+    if interp.running:
+        interp.resume_request = (status, count)
+        return
+    interp.running = True
+    try:
+        request: tuple[Status, int] | None = (status, count)
+        while request is not None:
+            status, count = request
+            if status in (Status.STEP_INTO, Status.STEP_OVER):
+                client.set_execution_status(status, count)
+            else:
+                client.set_execution_status(status)
+            client.wait_for_event()
+            request = None
+            if client.get_execution_status() != Status.BREAK:
+                break
+            show_stop(interp)
+            commands = _breakpoint_commands(interp)
+            if commands:
+                interp.resume_request = None
+                interp.execute(commands)
+                request = interp.resume_request
+    finally:
+        interp.running = False
+        interp.resume_request = None
+
+
+def _breakpoint_commands(interp: Interpreter) -> str:
+    event = interp.client.get_last_event()
+    if event is None or event.kind != "breakpoint" or event.breakpoint_id is None:
+        return ""
+    for bp in interp.client.breakpoints():
+        if bp.id == event.breakpoint_id:
+            return bp.command
+    return ""
 
 
 def show_stop(interp: Interpreter) -> None:

@@ -9,7 +9,7 @@ sees). Each command family lives in its own module and registers here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lindbg.commands.parser import ParsedCommand, parse_command, split_commands
 from lindbg.constants import OutputMask
@@ -55,6 +55,9 @@ class Interpreter:
         #: Where `d*` and `u` continue when given no address.
         self.next_dump: dict[str, int] = {}
         self.wants_quit = False
+        #: True while `g`/`p`/`t` waits; a breakpoint command's resume is then a request.
+        self.running = False
+        self.resume_request: tuple[Any, int] | None = None
         #: Signals `sxn` asked to print as they pass; the mode each sx* command set.
         self.notify_signals: set[int] = set()
         self.filter_modes: dict[int, str] = {}
