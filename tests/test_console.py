@@ -267,3 +267,14 @@ def test_breakpoint_command_strings_run_at_every_hit(programs: Programs) -> None
         "rdi=0000000000000003",
     ]
     assert lines.count("hit") == 3 and lines.count("Breakpoint 0 hit") == 3
+
+
+def test_kb_shows_the_words_after_each_return_address(programs: Programs) -> None:
+    out = console(["-c", "bp data!add", "-c", "g", programs.path("data")], stdin="kbn\nq\n").stdout
+    rows = after(out, "kbn")
+    assert rows[0].startswith(" # RetAddr               : Args to Child")
+    word = r"[0-9a-f?]{8}`[0-9a-f?]{8}"
+    first = re.match(rf"^00 ({word})     : ((?:{word} ){{4}}): (.*)$", rows[1])
+    assert first is not None, rows[1]
+    assert first[3].startswith("data!add")
+    assert "data!step_caller" in rows[2]

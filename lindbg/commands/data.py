@@ -86,6 +86,25 @@ def registers(interp: Interpreter, parsed: ParsedCommand) -> None:
         interp.say(formatting.format_register(name, current))
 
 
+@command("kb", "kbn")
+def stack_with_words(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """cdb's ``kb``: the four qwords after each frame's return-address slot (the
+    Windows home area; under the SysV ABI they are not the arguments)."""
+    count = evaluate(interp, parsed.args) if parsed.args.strip() else None
+    numbered = parsed.name == "kbn"
+    lines = [(" # " if numbered else "") + f"{'RetAddr':22}: {'Args to Child':72}: Call Site"]
+    for number, frame in enumerate(interp.client.stack(max_frames=count)):
+        try:
+            raw = interp.client.read_memory(frame.sp + 8, 32)
+            values = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, 32, 8)]
+            words = " ".join(formatting.addr17(value) for value in values)
+        except MemoryAccessError:
+            words = " ".join(["????????`????????"] * 4)
+        prefix = f"{number:02x} " if numbered else ""
+        lines.append(f"{prefix}{formatting.addr17(frame.return_address):22}: {words:72}: {frame}")
+    interp.say("\n".join(lines))
+
+
 @command("k", "kn")
 def stack(interp: Interpreter, parsed: ParsedCommand) -> None:
     count = evaluate(interp, parsed.args) if parsed.args.strip() else None
