@@ -278,3 +278,21 @@ def test_kb_shows_the_words_after_each_return_address(programs: Programs) -> Non
     assert first is not None, rows[1]
     assert first[3].startswith("data!add")
     assert "data!step_caller" in rows[2]
+
+
+def test_restart_create_and_attach_start_new_sessions(programs: Programs) -> None:
+    data = programs.path("data")
+    out = console(["-G", data], stdin=f"g\n.restart\n|\n.kill\n.create {data}\n|\nq\n").stdout
+    first, second = after(out, "|")[0], out.split("0:000> |")[2].splitlines()[1]
+    pids = [re.search(r"id: ([0-9a-f]+)", line)[1] for line in (first, second)]  # type: ignore[index]
+    assert pids[0] != pids[1]
+    assert all(line.endswith("/data") for line in (first, second))
+    assert out.count("Break instruction exception - code 80000003") == 3  # start, restart, create
+    sleeper = subprocess.Popen([programs.path("sleeper"), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert sleeper.stdout is not None and sleeper.stdout.readline().startswith(b"ready")
+        out = console([], stdin=f".attach 0n{sleeper.pid}\n|\nqd\n").stdout
+        assert re.search(rf"id: {sleeper.pid:x}\t", "\n".join(after(out, "|")))
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=10)

@@ -7,6 +7,7 @@ their issues and refused with a one-line message.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lindbg: {error}", file=sys.stderr)
         return 1
     interp = client.command_interpreter
+    interp.last_command_line = shlex.join(options.program)
     if client.get_execution_status() == Status.BREAK:
         if options.skip_initial_break:
             run(interp, Status.GO)

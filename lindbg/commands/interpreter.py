@@ -58,6 +58,8 @@ class Interpreter:
         #: True while `g`/`p`/`t` waits; a breakpoint command's resume is then a request.
         self.running = False
         self.resume_request: tuple[Any, int] | None = None
+        #: The command line `.restart` runs again (set by the console and `.create`).
+        self.last_command_line = ""
         #: Signals `sxn` asked to print as they pass; the mode each sx* command set.
         self.notify_signals: set[int] = set()
         self.filter_modes: dict[int, str] = {}

@@ -100,3 +100,43 @@ def go_up(interp: Interpreter, parsed: ParsedCommand) -> None:
     finally:
         if bp.is_valid:
             interp.client.remove_breakpoint(bp)
+
+
+@command(".create")
+def create(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """``.create CMDLINE``: start a program under the debugger (stopped at its first
+    instruction, shown as cdb shows the initial break)."""
+    from lindbg.commands.execution import show_stop
+
+    if not parsed.args.strip():
+        raise CommandError("Syntax")
+    interp.client.create_process(parsed.args.strip())
+    interp.last_command_line = parsed.args.strip()
+    show_stop(interp)
+
+
+@command(".attach")
+def attach(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """``.attach PID`` (decimal with 0n, else the current radix, as cdb reads it)."""
+    from lindbg.commands.data import evaluate
+    from lindbg.commands.execution import show_stop
+
+    if not parsed.args.strip():
+        raise CommandError("Syntax")
+    interp.client.attach_process(evaluate(interp, parsed.args))
+    show_stop(interp)
+
+
+@command(".restart")
+def restart(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """End the session and start the last program again with the same command line."""
+    from lindbg.commands.execution import show_stop
+    from lindbg.constants import EndFlags, Status
+
+    command_line = interp.last_command_line
+    if not command_line:
+        raise CommandError("No runnable debuggees")
+    if interp.client.get_execution_status() != Status.NO_DEBUGGEE:
+        interp.client.end_session(EndFlags.ACTIVE_TERMINATE)
+    interp.client.create_process(command_line)
+    show_stop(interp)
