@@ -501,24 +501,18 @@ class Engine:
     def _plant_loader_mark(self, mark: _LoaderMark) -> None:
         assert self.target is not None
         try:
-            site = self.target.insert_site(mark.pid, mark.address)
+            self.target.claim_site(mark.pid, mark.address, mark)
         except LindbgError as error:
             self.output(OutputMask.WARNING, f"cannot watch the loader of process {mark.pid}: {error}\n")
             return
-        site.owners.append(mark)
         self._loader_marks.setdefault(mark.pid, []).append(mark)
 
     def _remove_loader_mark(self, mark: _LoaderMark) -> None:
         marks = self._loader_marks.get(mark.pid, [])
         if mark in marks:
             marks.remove(mark)
-        target = self.target
-        process = target.processes.get(mark.pid) if target is not None else None
-        site = process.sites.get(mark.address) if process is not None else None
-        if target is not None and site is not None and mark in site.owners:
-            site.owners.remove(mark)
-            if not site.owners:
-                target.remove_site(mark.pid, mark.address)
+        if self.target is not None:
+            self.target.release_site(mark.pid, mark.address, mark)
 
     def _on_loader_mark(self, mark: _LoaderMark, pid: int) -> Status:
         """The loader reached a point where its module list may have changed."""
@@ -817,8 +811,7 @@ class Engine:
         if length is None:
             return False
         mark = _StepOverMark(thread.pid, tid, rip + length, target.get_register(tid, "rsp"))
-        site = target.insert_site(thread.pid, mark.address)
-        site.owners.append(mark)
+        target.claim_site(thread.pid, mark.address, mark)
         self._step_over = mark
         return True
 
@@ -827,12 +820,7 @@ class Engine:
         if mark is None or self.target is None:
             return
         self._step_over = None
-        process = self.target.processes.get(mark.pid)
-        site = process.sites.get(mark.address) if process is not None else None
-        if site is not None and mark in site.owners:
-            site.owners.remove(mark)
-            if not site.owners:
-                self.target.remove_site(mark.pid, mark.address)
+        self.target.release_site(mark.pid, mark.address, mark)
 
     # ----------------------------------------------------------------- events
 
@@ -1267,9 +1255,7 @@ class Engine:
         target = self.target
         assert target is not None
         if bp.access is None:
-            site = target.insert_site(bp.pid, bp.address)
-            site.owners.append(bp)
-            bp.placement = site
+            bp.placement = target.claim_site(bp.pid, bp.address, bp)
         else:
             slot = target.set_hardware(bp.pid, bp.address, _WATCH_KINDS[bp.access], bp.size)
             slot.owners.append(bp)
@@ -1281,13 +1267,12 @@ class Engine:
         target = self.target
         if placement is None or target is None:
             return
+        if bp.access is None:
+            target.release_site(bp.pid, bp.address, bp)
+            return
         if bp in placement.owners:
             placement.owners.remove(bp)
-        if placement.owners:
-            return
-        if bp.access is None:
-            target.remove_site(bp.pid, bp.address)
-        else:
+        if not placement.owners:
             target.clear_hardware(bp.pid, placement)
 
     def set_breakpoint_enabled(self, bp: Breakpoint, enabled: bool) -> None:

@@ -767,6 +767,26 @@ class LiveTarget(Target):
         site.inserted = True
         return site
 
+    def claim_site(self, pid: int, address: int, owner: Any) -> Site:
+        """Insert the int3 at ``address`` (or share it) on behalf of ``owner``.
+
+        Raises:
+            MemoryAccessError: the address is not mapped or not writable.
+        """
+        site = self.insert_site(pid, address)
+        site.owners.append(owner)
+        return site
+
+    def release_site(self, pid: int, address: int, owner: Any) -> None:
+        """``owner`` no longer wants the int3 at ``address``; the last one out removes it."""
+        process = self.processes.get(pid)
+        site = process.sites.get(address) if process is not None else None
+        if site is None or owner not in site.owners:
+            return
+        site.owners.remove(owner)
+        if not site.owners:
+            self.remove_site(pid, address)
+
     def remove_site(self, pid: int, address: int) -> None:
         """Put the original byte back at ``address`` and forget the site."""
         process = self.processes.get(pid)
@@ -930,10 +950,6 @@ class LiveTarget(Target):
         """The cached general registers of stopped ``tid`` (do not keep the object)."""
         return self._regs(self._stopped_thread(tid))
 
-    def mark_registers_dirty(self, tid: int) -> None:
-        """Say the caller changed the object ``general_registers`` returned."""
-        self._thread(tid).regs_dirty = True
-
     def set_pending_signal(self, tid: int, signo: int) -> None:
         """Deliver ``signo`` to ``tid`` when it next runs (or is detached)."""
         self._thread(tid).pending_signal = signo
@@ -951,11 +967,6 @@ class LiveTarget(Target):
             return None
         thread.hit_site = site
         return site.owners
-
-    def is_at_site(self, tid: int) -> bool:
-        thread = self._stopped_thread(tid)
-        site = thread.process.sites.get(self._regs(thread).rip)
-        return site is not None and site.inserted
 
     # ---------------------------------------------------------------- endings
 
