@@ -130,25 +130,38 @@ def test_reserved_options_are_refused_in_one_line() -> None:
     assert "-server" in run.stderr
 
 
-class Terminal:
-    """lindbg on a pseudo-terminal: type, and wait for text to appear on the screen."""
+_ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\r")
 
-    def __init__(self, args: list[str]) -> None:
+
+class Terminal:
+    """lindbg on a pseudo-terminal: type, and wait for text to appear on the screen.
+
+    ``text`` is what was written with the terminal's control sequences (cursor
+    moves, colours) taken out, so the prompt reads ``0:000>``; offsets
+    (``since``) count in it."""
+
+    def __init__(self, args: list[str], home: Path) -> None:
         import pty
 
         env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
+        # no cursor-position request: the test answers no terminal queries
+        env.update(PROMPT_TOOLKIT_NO_CPR="1", HOME=str(home), LINDBG_HISTORY=str(home / "history"))
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # pragma: no cover - the child
             os.execve(sys.executable, [*LINDBG, *args], env)
         self.screen = b""
 
+    @property
+    def text(self) -> bytes:
+        return _ESCAPES.sub(b"", self.screen)
+
     def wait_for(self, text: bytes, timeout: float = 20, since: int = 0) -> bool:
-        """Wait until ``text`` is on the screen (after byte ``since``)."""
+        """Wait until ``text`` is on the screen (after offset ``since`` of ``self.text``)."""
         import select
         import time
 
         deadline = time.monotonic() + timeout
-        while text not in self.screen[since:]:
+        while text not in self.text[since:]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -157,7 +170,7 @@ class Terminal:
                 try:
                     self.screen += os.read(self.fd, 4096)
                 except OSError:
-                    return text in self.screen[since:]
+                    return text in self.text[since:]
         return True
 
     def type(self, text: bytes) -> None:
@@ -174,20 +187,22 @@ class Terminal:
         return os.waitstatus_to_exitcode(status)
 
 
-def test_ctrl_c_breaks_into_a_looping_target_and_never_kills_the_debugger(programs: Programs) -> None:
-    terminal = Terminal([programs.path("loop"), "60"])
+def test_ctrl_c_breaks_into_a_looping_target_and_never_kills_the_debugger(
+    programs: Programs, tmp_path: Path
+) -> None:
+    terminal = Terminal([programs.path("loop"), "60"], tmp_path)
     try:
-        assert terminal.wait_for(b"0:000> ")
+        assert terminal.wait_for(b"0:000>")
         terminal.type(b"g\n")
         assert terminal.wait_for(b"ready")  # the program is in its loop
-        running = len(terminal.screen)
+        running = len(terminal.text)
         terminal.type(b"\x03")  # Ctrl-C, as a user presses it
         assert terminal.wait_for(b"Break instruction exception - code 80000003", since=running)
-        shown = terminal.screen.index(b"Break instruction exception", running)
+        shown = terminal.text.index(b"Break instruction exception", running)
         # the register block and the place it stopped (in the loop, or in libc on its
         # way back from printing "ready"), then the prompt: lindbg reads again
-        assert terminal.wait_for(b"0:000> ", since=shown), terminal.screen[-500:]
-        assert re.search(rb"\n(loop|libc)!\w+", terminal.screen[shown:])
+        assert terminal.wait_for(b"0:000>", since=shown), terminal.text[-500:]
+        assert re.search(rb"\n(loop|libc)!\w+", terminal.text[shown:])
         terminal.type(b"? 1+1\n")
         assert terminal.wait_for(b"Evaluate expression: 2 = ")
         terminal.type(b"q\n")
@@ -195,7 +210,40 @@ def test_ctrl_c_breaks_into_a_looping_target_and_never_kills_the_debugger(progra
     finally:
         code = terminal.close()
     assert code == 0
-    assert b"finished" not in terminal.screen  # the loop was stopped, not run out
+    assert b"finished" not in terminal.text  # the loop was stopped, not run out
+
+
+def test_terminal_line_editing_and_history_across_sessions(programs: Programs, tmp_path: Path) -> None:
+    terminal = Terminal([programs.path("data")], tmp_path)
+    try:
+        assert terminal.wait_for(b"0:000>")
+        terminal.type(b"? 0n19\x1b[D\x7f2\n")  # left, delete the '1', type '2': ? 0n29
+        assert terminal.wait_for(b"Evaluate expression: 29 = ")
+        terminal.type(b"? 0n7\n")
+        assert terminal.wait_for(b"Evaluate expression: 7 = ")
+        mark = len(terminal.text)
+        terminal.type(b"\x1b[A\n")  # up arrow: the last line again
+        assert terminal.wait_for(b"Evaluate expression: 7 = ", since=mark)
+        mark = len(terminal.text)
+        terminal.type(b"\x03")  # Ctrl-C at the prompt: a fresh prompt, nothing else
+        assert terminal.wait_for(b"0:000>", since=mark)
+        terminal.type(b"\x04")  # Ctrl-D: end of input, as q
+        assert terminal.wait_for(b"quit:")
+    finally:
+        code = terminal.close()
+    assert code == 0
+    history = (tmp_path / "history").read_text()
+    assert "? 0n7" in history
+    # a new session finds the old lines: up arrow recalls the last one
+    again = Terminal([programs.path("data")], tmp_path)
+    try:
+        assert again.wait_for(b"0:000>")
+        again.type(b"\x1b[A\n")
+        assert again.wait_for(b"Evaluate expression: 7 = ")
+        again.type(b"q\n")
+        assert again.wait_for(b"quit:")
+    finally:
+        assert again.close() == 0
 
 
 def test_event_filters_by_signal_name(programs: Programs) -> None:

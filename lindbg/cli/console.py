@@ -16,8 +16,17 @@ class StreamOutput(OutputCallbacks):
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._hide_prompt = False
+
+    def hide_next_prompt(self) -> None:
+        """The next prompt text is already on the screen (line editing drew it):
+        keep it out of the stream; logs and other clients still get it."""
+        self._hide_prompt = True
 
     def output(self, mask: int, text: str) -> None:
+        if self._hide_prompt and mask & OutputMask.PROMPT:
+            self._hide_prompt = False
+            return
         self._stream.write(text)
         self._stream.flush()
 
@@ -63,26 +72,42 @@ def prompt_of(client: DebugClient) -> str:
         return "0:000> "
 
 
-def run_console(client: DebugClient, commands: list[str], stream: TextIO) -> int:
+def run_console(
+    client: DebugClient, commands: list[str], stream: TextIO, screen: StreamOutput | None = None
+) -> int:
     """Run ``commands`` then every line of ``stream`` until `q` or end of input
-    (which acts as `q`). Returns the exit status."""
+    (which acts as `q`). With ``screen`` (the terminal's output, when standard
+    input and output are both terminals) lines are read with editing and
+    history instead. Returns the exit status."""
     interp = client.command_interpreter
-    for line in commands:
-        client.output(OutputMask.PROMPT, prompt_of(client) + line + "\n")
-        interp.execute(line)
+    for given in commands:
+        client.output(OutputMask.PROMPT, prompt_of(client) + given + "\n")
+        interp.execute(given)
         if interp.wants_quit:
             return 0
+    terminal = None
+    if screen is not None:
+        from lindbg.cli.terminal import TerminalLines
+
+        terminal = TerminalLines()
+    line: str | None
     while True:
         prompt = prompt_of(client)
         interp.prompt_width = len(prompt)
-        client.output(OutputMask.PROMPT, prompt)
-        line = stream.readline()
-        if not line:
+        if terminal is not None and screen is not None:
+            line = terminal.read_line(prompt)
+            if line is not None:
+                screen.hide_next_prompt()
+                client.output(OutputMask.PROMPT, prompt + line + "\n")
+        else:
+            client.output(OutputMask.PROMPT, prompt)
+            line = stream.readline() or None
+            if line is not None and not stream.isatty():
+                client.output(OutputMask.NORMAL, line if line.endswith("\n") else line + "\n")
+        if line is None:
             client.output(OutputMask.NORMAL, "\n")
             interp.execute("q")
             return 0
-        if not stream.isatty():
-            client.output(OutputMask.NORMAL, line if line.endswith("\n") else line + "\n")
         interp.execute(line.rstrip("\n"))
         if interp.wants_quit:
             return 0

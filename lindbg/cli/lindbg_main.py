@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(str(error), file=sys.stderr)
         return 2
     client = DebugClient()
-    client.set_output_callbacks(StreamOutput(sys.stdout))
+    screen = StreamOutput(sys.stdout)
+    client.set_output_callbacks(screen)
     client.set_event_callbacks(ConsoleEvents(client))
     client.set_break_on_process_exit(not options.skip_final_break)
     # Ctrl-C at the terminal reaches the debuggee too (same process group): the
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             run(interp, Status.GO)
         else:
             show_stop(interp)
-    return run_console(client, options.commands, sys.stdin)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    return run_console(client, options.commands, sys.stdin, screen if interactive else None)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from lindbg.commands import formatting
 from lindbg.commands.interpreter import CommandError, Interpreter, command
 from lindbg.commands.parser import ParsedCommand
 from lindbg.engine.handles import Breakpoint
+
+_SOURCE_LINE = re.compile(r"^.+\.[A-Za-z0-9+]+:\d+$")
 
 
 def _ids(interp: Interpreter, text: str) -> list[Breakpoint]:
@@ -24,18 +28,43 @@ def _ids(interp: Interpreter, text: str) -> list[Breakpoint]:
     return chosen
 
 
+def _location(interp: Interpreter, text: str) -> int | str:
+    """What a bp names: ``mod!sym``/``file.c:12`` go to the engine as text (so
+    they can be deferred until the module loads); anything else is a MASM
+    expression evaluated now (``@rip+5``, ``poi(@rsp)``, ``401136``)."""
+    from lindbg.commands.data import evaluate
+
+    text = text.strip("`")
+    if "!" in text or _SOURCE_LINE.match(text):
+        return text
+    return evaluate(interp, text)
+
+
 @command("bp", "bu")
 def set_breakpoint(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """``bp [/1] Address [Passes] ["CommandString"]``."""
+    from lindbg.commands.data import evaluate
+
     args = parsed.args.strip()
-    if not args:
-        raise CommandError("Syntax")
     command_text = ""
     if '"' in args:
         args, _, rest = args.partition('"')
         command_text = rest.rsplit('"', 1)[0]
-    location = args.split()[0].strip("`")
-    bp = interp.client.add_breakpoint(location)
+    words = args.split()
+    one_shot = False
+    while words and words[0].startswith("/"):
+        if words.pop(0) != "/1":
+            raise CommandError("Syntax")
+        one_shot = True
+    if not words or len(words) > 2:
+        raise CommandError("Syntax")
+    location = _location(interp, words[0])
+    passes = evaluate(interp, words[1]) if len(words) == 2 else 1
+    if passes < 1:
+        raise CommandError("Syntax")
+    bp = interp.client.add_breakpoint(location, one_shot=one_shot)
     bp.command = command_text
+    bp.set_pass_count(passes)
     if bp.deferred:
         interp.say(f"Bp expression '{location}' could not be resolved, adding deferred bp")
 
@@ -78,8 +107,8 @@ def list_breakpoints(interp: Interpreter, parsed: ParsedCommand) -> None:
                 line,
                 "sw" if bp.access is None else bp.access,
                 bp.size,
-                1,
-                1,
+                bp.passes_left,
+                bp.pass_count,
                 bp.expression if bp.deferred else symbol,
                 bp.command,
             )

@@ -83,15 +83,38 @@ def registers(interp: Interpreter, parsed: ParsedCommand) -> None:
             current = interp.client.get_register(name)
         except LindbgError:
             raise CommandError("Bad register") from None
-        interp.say(formatting.format_register(name, current))
+        interp.say(formatting.format_register(name, current, _width(name)))
 
 
-@command("kb", "kbn")
+def _width(name: str) -> int:
+    """Bits ``r NAME`` shows: 64 for rax, 32 for eax and efl, 16 for ax and the
+    segment registers, 8 for al, 1 for a flag (cdb's ``zf=1``)."""
+    from lindbg.arch.x86_64 import FLAG_BITS, REGISTER_ALIASES, SUB_REGISTERS
+
+    key = REGISTER_ALIASES.get(name.lower(), name.lower())
+    if key in SUB_REGISTERS:
+        return SUB_REGISTERS[key][2]
+    if key in FLAG_BITS:
+        return 1
+    if key == "eflags":
+        return 32
+    if key in ("cs", "ss", "ds", "es", "fs", "gs", "fpcw", "fpsw", "fptw"):
+        return 16
+    if key == "mxcsr":
+        return 32
+    if key.startswith("st") and key[2:].isdigit():
+        return 80
+    if key.startswith(("xmm", "ymm")):
+        return 128 if key[0] == "x" else 256
+    return 64
+
+
+@command("kb", "kbn", "kv", "kvn")
 def stack_with_words(interp: Interpreter, parsed: ParsedCommand) -> None:
     """cdb's ``kb``: the four qwords after each frame's return-address slot (the
     Windows home area; under the SysV ABI they are not the arguments)."""
     count = evaluate(interp, parsed.args) if parsed.args.strip() else None
-    numbered = parsed.name == "kbn"
+    numbered = parsed.name.endswith("n")
     lines = [(" # " if numbered else "") + f"{'RetAddr':22}: {'Args to Child':72}: Call Site"]
     for number, frame in enumerate(interp.client.stack(max_frames=count)):
         try:
@@ -103,6 +126,13 @@ def stack_with_words(interp: Interpreter, parsed: ParsedCommand) -> None:
         prefix = f"{number:02x} " if numbered else ""
         lines.append(f"{prefix}{formatting.addr17(frame.return_address):22}: {words:72}: {frame}")
     interp.say("\n".join(lines))
+
+
+@command("kc")
+def call_sites(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """cdb's ``kc``: the call sites alone, one per line."""
+    count = evaluate(interp, parsed.args) if parsed.args.strip() else None
+    interp.say("\n".join(["Call Site", *(str(f) for f in interp.client.stack(max_frames=count))]))
 
 
 @command("k", "kn")
@@ -235,28 +265,3 @@ def examine(interp: Interpreter, parsed: ParsedCommand) -> None:
         raise CommandError("Syntax")
     for name, address in interp.client.find_symbols(pattern):
         interp.say(f"{formatting.addr17(address)} {name} (<no parameter info>)")
-
-
-@command("~")
-def threads(interp: Interpreter, parsed: ParsedCommand) -> None:
-    current = interp.client.current_thread()
-    args = parsed.args.strip()
-    if args:  # ~Ns: make thread N (its index in this list) the current one
-        if not (args.endswith("s") and args[:-1].strip().isdigit()):
-            raise CommandError("Syntax")
-        listed = interp.client.threads(current.pid)
-        index = int(args[:-1])
-        if index >= len(listed):
-            raise CommandError("Illegal thread")
-        interp.client.set_current_thread(listed[index].tid)
-        from lindbg.commands.execution import register_block
-
-        interp.say(register_block(interp))
-        return
-    for index, thread in enumerate(interp.client.threads(current.pid)):
-        marker = "." if thread.tid == current.tid else " "
-        rip = interp.client.get_register("rip", thread.tid)
-        where = interp.client.symbol_at(rip) or formatting.addr17(rip)
-        ident = f"{thread.pid:x}.{thread.tid:x}"
-        interp.say(f"{marker}{index:3d}  Id: {ident} Suspend: 1 Teb: 00000000`00000000 Unfrozen")
-        interp.say(f"      Start: {where}")

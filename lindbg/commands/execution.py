@@ -44,6 +44,7 @@ def run(interp: Interpreter, status: Status, count: int = 1) -> None:
         request: tuple[Status, int] | None = (status, count)
         while request is not None:
             status, count = request
+            interp.last_resume = request
             if status in (Status.STEP_INTO, Status.STEP_OVER):
                 client.set_execution_status(status, count)
             else:
@@ -52,12 +53,16 @@ def run(interp: Interpreter, status: Status, count: int = 1) -> None:
             request = None
             if client.get_execution_status() != Status.BREAK:
                 break
-            show_stop(interp)
+            show_event(interp)
             commands = _breakpoint_commands(interp)
             if commands:
+                # cdb shows the register block only when it comes back to the
+                # prompt: a command string that resumes (`gc`) stays quiet
                 interp.resume_request = None
                 interp.execute(commands)
                 request = interp.resume_request
+            if request is None:
+                interp.say(register_block(interp))
     finally:
         interp.running = False
         interp.resume_request = None
@@ -75,6 +80,12 @@ def _breakpoint_commands(interp: Interpreter) -> str:
 
 def show_stop(interp: Interpreter) -> None:
     """cdb's stop display: the event line, then the register block and location."""
+    show_event(interp)
+    interp.say(register_block(interp))
+
+
+def show_event(interp: Interpreter) -> None:
+    """The line(s) naming the event that stopped the target."""
     client = interp.client
     event = client.get_last_event()
     if event is not None:
@@ -87,7 +98,6 @@ def show_stop(interp: Interpreter) -> None:
                 interp.say("This exception may be expected and handled.")
         elif event.kind in ("break", "initial", "attach"):
             interp.say(f"({event.pid:x}.{event.tid:x}): {event.description} (first chance)")
-    interp.say(register_block(interp))
 
 
 def register_block(interp: Interpreter) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lindbg.commands.parser import ParsedCommand, parse_command, split_commands
-from lindbg.constants import OutputMask
+from lindbg.constants import OutputMask, Status
 from lindbg.errors import LindbgError, NoDebuggeeError
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class Interpreter:
         #: True while `g`/`p`/`t` waits; a breakpoint command's resume is then a request.
         self.running = False
         self.resume_request: tuple[Any, int] | None = None
+        #: How the target last ran (status, count): what `gc` resumes with.
+        self.last_resume: tuple[Any, int] = (Status.GO, 1)
         #: The command line `.restart` runs again (set by the console and `.create`).
         self.last_command_line = ""
         #: Signals `sxn` asked to print as they pass; the mode each sx* command set.
@@ -100,6 +102,16 @@ def _load_families() -> None:
     global _loaded
     if _loaded:
         return
-    from lindbg.commands import breakpoints, data, events, execution, extension_commands, session  # noqa: F401
+    from lindbg.commands import (  # noqa: F401
+        breakpoints,
+        control,
+        data,
+        events,
+        execution,
+        extension_commands,
+        search,
+        session,
+        threads,
+    )
 
     _loaded = True

@@ -20,24 +20,52 @@ class ParsedCommand:
 
 
 def split_commands(line: str) -> list[tuple[str, int]]:
-    """The commands of ``line`` with their offsets: split on ';' outside double
-    quotes; a command starting with ``$$`` is a comment that ends at the next ';'."""
-    parts: list[tuple[str, int]] = []
+    """The commands of ``line`` with their offsets.
+
+    Commands split on ';' outside double quotes and outside braces,
+    so ``.if (c) { r; k } .else { g }`` and ``bp f "r; g"`` stay whole; a ``j``
+    command takes the rest of the line (its two branches are separated by a
+    ';' of their own); a command starting with ``$$`` is a comment that ends at
+    the next ';'.
+    """
+    commands: list[tuple[str, int]] = []
+    if _takes_rest_of_line(line):
+        _append(commands, line, 0)
+        return commands
     start = 0
-    quoted = False
-    for index, char in enumerate(line):
-        if char == '"':
-            quoted = not quoted
-        elif char == ";" and not quoted:
-            parts.append((line[start:index], start))
+    quote = ""
+    depth = 0
+    index = 0
+    while index <= len(line):
+        char = line[index] if index < len(line) else ";"
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char == '"':
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth = max(0, depth - 1)
+        elif (char == ";" and depth == 0) or index == len(line):
+            _append(commands, line[start:index], start)
             start = index + 1
-    parts.append((line[start:], start))
-    commands = []
-    for text, offset in parts:
-        stripped = text.strip()
-        if stripped and not stripped.startswith("$$"):
-            commands.append((stripped, offset + len(text) - len(text.lstrip())))
+            if _takes_rest_of_line(line[start:]):
+                _append(commands, line[start:], start)
+                return commands
+        index += 1
     return commands
+
+
+def _takes_rest_of_line(text: str) -> bool:
+    stripped = text.lstrip()
+    return len(stripped) > 1 and stripped[0] in "jJ" and stripped[1] in " \t("
+
+
+def _append(commands: list[tuple[str, int]], text: str, offset: int) -> None:
+    stripped = text.strip()
+    if stripped and not stripped.startswith("$$"):
+        commands.append((stripped, offset + len(text) - len(text.lstrip())))
 
 
 def parse_command(text: str, offset: int, names: Iterable[str]) -> ParsedCommand:

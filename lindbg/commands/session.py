@@ -140,3 +140,21 @@ def restart(interp: Interpreter, parsed: ParsedCommand) -> None:
         interp.client.end_session(EndFlags.ACTIVE_TERMINATE)
     interp.client.create_process(command_line)
     show_stop(interp)
+
+
+@command(".childdbg")
+def child_debugging(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """``.childdbg [0|1]``: whether processes the debuggee creates are debugged too."""
+    from lindbg.constants import ProcessOptions
+
+    options = interp.client.get_process_options()
+    arg = parsed.args.strip()
+    if arg:
+        if arg not in ("0", "1"):
+            raise CommandError("Syntax")
+        options = options & ~ProcessOptions.ONLY_THIS_PROCESS
+        if arg == "0":
+            options |= ProcessOptions.ONLY_THIS_PROCESS
+        interp.client.set_process_options(options)
+    debugged = "not " if options & ProcessOptions.ONLY_THIS_PROCESS else ""
+    interp.say(f"Processes created by the current process will {debugged}be debugged")

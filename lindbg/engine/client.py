@@ -17,7 +17,7 @@ from lindbg.constants import EndFlags, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.engine import Engine
 from lindbg.engine.extensions import Extension
-from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process, Thread
+from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process, Thread, ThreadDetails
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
 from lindbg.symbols.disassembly import Instruction
 from lindbg.symbols.lines import SourceLine
@@ -176,6 +176,19 @@ class DebugClient:
 
     def set_current_thread(self, tid: int) -> None:
         self._engine.call(lambda: self._engine.set_current_thread(tid))
+
+    def get_process_options(self) -> int:
+        """The current process's ``ProcessOptions`` (dbgeng's GetProcessOptions)."""
+        return self._engine.call(self._engine.get_process_options)  # type: ignore[no-any-return]
+
+    def set_process_options(self, options: int) -> None:
+        """Replace the current process's ``ProcessOptions``; ONLY_THIS_PROCESS set
+        means processes it creates from now on run undebugged (cdb's ``.childdbg 0``)."""
+        self._engine.call(lambda: self._engine.set_process_options(options))
+
+    def thread_details(self, tid: int) -> ThreadDetails | None:
+        """Name (comm), nice value, scheduling policy and affinity of thread ``tid``."""
+        return self._engine.call(lambda: self._engine.thread_details(tid))  # type: ignore[no-any-return]
 
     def get_last_event(self) -> LastEvent | None:
         """What the last event was (``.lastevent``)."""

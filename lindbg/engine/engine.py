@@ -39,7 +39,16 @@ from lindbg.constants import (
 )
 from lindbg.engine import status as status_rules
 from lindbg.engine.extensions import Extension, load_object
-from lindbg.engine.handles import Breakpoint, ExceptionInfo, Frame, LastEvent, Module, Process, Thread
+from lindbg.engine.handles import (
+    Breakpoint,
+    ExceptionInfo,
+    Frame,
+    LastEvent,
+    Module,
+    Process,
+    Thread,
+    ThreadDetails,
+)
 from lindbg.engine.inbox import Doorbell, Inbox
 from lindbg.engine.modules import ProcessModules
 from lindbg.engine.session import Session, SessionInput, SessionState
@@ -927,6 +936,9 @@ class Engine:
             if not owner.enabled:
                 continue
             owner.hit_count += 1
+            if owner.passes_left > 1:
+                owner.passes_left -= 1
+                continue
             user_hit = owner
             for client, callbacks in listeners:
                 decided = status_rules.stronger(decided, self._invoke(client, callbacks.breakpoint, owner))
@@ -1344,6 +1356,28 @@ class Engine:
             raise InvalidOperationError(f"thread {tid} is not being debugged")
         self._set_current(thread.pid, tid)
         self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.CURRENT_THREAD, tid)
+
+    def get_process_options(self) -> int:
+        self._require_session()
+        return self.processes[self.current_pid].options
+
+    def set_process_options(self, options: int) -> None:
+        """dbgeng's SetProcessOptions for the current process: ONLY_THIS_PROCESS
+        decides whether the children it forks from now on are debugged."""
+        target = self._require_session()
+        self.processes[self.current_pid].options = int(options)
+        target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
+
+    def thread_details(self, tid: int) -> ThreadDetails | None:
+        """Name, priority and affinity of ``tid`` (None when the target cannot tell)."""
+        self._require_session()
+        thread = self.threads.get(tid)
+        if thread is None:
+            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        try:
+            return ThreadDetails(*procfs.task_details(thread.pid, tid))
+        except OSError:
+            return None
 
     @property
     def last_event(self) -> LastEvent | None:

@@ -70,6 +70,10 @@ class Breakpoint:
         self.size = size
         self.one_shot = one_shot
         self.hit_count = 0
+        #: dbgeng's pass count: the hit that triggers the breakpoint (1: every hit);
+        #: ``passes_left`` counts down to 1 and stays there once reached.
+        self.pass_count = 1
+        self.passes_left = 1
         self._enabled = True
         self.is_valid = True
         #: The target's record (a Site or a HardwareSlot) while inserted.
@@ -88,6 +92,12 @@ class Breakpoint:
     @enabled.setter
     def enabled(self, value: bool) -> None:
         self._engine.set_breakpoint_enabled(self, bool(value))
+
+    def set_pass_count(self, count: int) -> None:
+        """Trigger on the ``count``-th hit from now and on every hit after it."""
+        if count < 1:
+            raise ValueError("a pass count is at least 1")
+        self.pass_count = self.passes_left = count
 
     def __repr__(self) -> str:
         kind = "sw" if self.access is None else f"hw {self.access} {self.size}"
@@ -122,6 +132,17 @@ class LastEvent:
     description: str
     breakpoint_id: int | None = None
     signal: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadDetails:
+    """What ``~`` shows of a thread beyond its ids: its name (comm), nice value,
+    scheduling policy and CPU affinity mask."""
+
+    name: str
+    priority: int
+    priority_class: int
+    affinity: int
 
 
 class Module:

@@ -80,3 +80,19 @@ def mapping_path_at(pid: int, address: int) -> str:
     except OSError:
         pass
     return ""
+
+
+def task_details(pid: int, tid: int) -> tuple[str, int, int, int]:
+    """(comm, nice, scheduling policy, CPU affinity mask) of thread ``tid``.
+
+    Raises:
+        OSError: the thread is gone.
+    """
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        stat = f.read()
+    # comm is in parentheses and may itself hold ')' or blanks: split after the last one
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    nice, policy = int(fields[16]), int(fields[38])  # stat fields 19 and 41
+    affinity = sum(1 << cpu for cpu in os.sched_getaffinity(tid))
+    return comm, nice, policy, affinity
