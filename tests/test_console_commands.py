@@ -161,3 +161,16 @@ def test_registers_memory_and_code_agree_with_gdb_at_the_same_stop(programs: Pro
     assert [int(a, 16) for a, _ in gdb_insns] == [int(line[:17].replace("`", ""), 16) for line in listing]
     assert [m for _, m in gdb_insns] == [line.split()[2] for line in listing]
     assert int(gdb_insns[0][0], 16) == add
+
+
+def test_step_to_the_next_call_and_return(programs: Programs) -> None:
+    add = programs.symbol("data", "add")
+    call, _ = programs.call_site("data", "step_caller", "add")
+    script = "pc\nt\npt\ntc\nq\n"
+    out = console(["-c", "bp data!step_caller", "-c", "g", programs.path("data")], stdin=script).stdout
+    assert after(out, "pc")[-1].startswith(f"00000000`{call:08x} e8")  # on the call, not past it
+    assert after(out, "t")[-1].startswith(f"00000000`{add:08x} ")
+    returned = after(out, "pt")
+    assert returned[-2].startswith("data!add+0x") and returned[-1].rstrip().endswith("ret")
+    next_call = after(out, "tc")
+    assert next_call[-2].startswith("data!main+0x") and " call " in next_call[-1]

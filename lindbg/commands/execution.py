@@ -177,3 +177,34 @@ def detach(interp: Interpreter, parsed: ParsedCommand) -> None:
 @command(".echo")
 def echo(interp: Interpreter, parsed: ParsedCommand) -> None:
     interp.say(parsed.args)
+
+
+#: pt/tt run to the next return, pc/tc to the next call; p* over calls, t* into them.
+_UNTIL = {
+    "pt": (Status.STEP_OVER, "ret"),
+    "tt": (Status.STEP_INTO, "ret"),
+    "pc": (Status.STEP_OVER, "call"),
+    "tc": (Status.STEP_INTO, "call"),
+}
+
+
+@command("pt", "tt", "pc", "tc")
+def step_until(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """Step (at least once) until the next instruction is a return (``pt``/``tt``)
+    or a call (``pc``/``tc``); a breakpoint or Ctrl-C on the way stops there."""
+    status, wanted = _UNTIL[parsed.name]
+    client = interp.client
+    if client.get_execution_status() == Status.NO_DEBUGGEE:
+        raise NoDebuggeeError("no debuggee")
+    while True:
+        client.set_execution_status(status)
+        client.wait_for_event()
+        if client.get_execution_status() != Status.BREAK:
+            return
+        event = client.get_last_event()
+        if event is None or event.kind != "step":
+            break
+        listing = client.disassemble(client.get_register("rip"), 1)
+        if listing and listing[0].mnemonic.split()[-1].startswith(wanted):
+            break
+    show_stop(interp)
