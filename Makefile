@@ -65,6 +65,8 @@ $(VENV)/.bench-deps: $(STAMP)
 bench: $(STAMP) $(VENV)/.bench-deps
 	$(PY) -m bench
 	$(PY) -m bench.symbols
+	$(PY) -m bench.dump_write
+	$(PY) -m bench.dump_open
 
 clean:
 	rm -rf examples/build bench/build tests/build .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ instruction rather than ``endbr64``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +75,10 @@ def build() -> Built:
         "bench_buffer": _symbol(memory, "bench_buffer", "memory"),
     }
     return Built(programs, symbols)
+
+
+def python_environment() -> dict[str, str]:
+    """The environment for timed Python runs: bytecode caching on, as users have
+    it (a shell that sets PYTHONDONTWRITEBYTECODE would charge every run with
+    compiling lindbg from source)."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}

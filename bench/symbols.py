@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.build import BUILD_DIR
+from bench.build import BUILD_DIR, python_environment
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "symbols_results.json"
@@ -56,7 +56,9 @@ client.end_session(EndFlags.ACTIVE_TERMINATE)
 
 def _timed(command: list[str]) -> tuple[float, str]:
     start = time.perf_counter()
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, env=python_environment()
+    )
     elapsed = time.perf_counter() - start
     if run.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {run.stderr.strip()[-300:]}")

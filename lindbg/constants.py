@@ -158,6 +158,8 @@ class OutputMask(enum.IntFlag):
     DEBUGGEE = 0x80
     DEBUGGEE_PROMPT = 0x100
     SYMBOLS = 0x200
+    #: A transient status line (progress): shown in place on a terminal, not logged.
+    STATUS = 0x400
 
 
 #: (prefix, enum, member-name transform) used to build the dbgeng spellings.

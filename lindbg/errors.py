@@ -48,5 +48,15 @@ class MemoryAccessError(TargetAccessError):
         self.address = address
 
 
+class DumpFileError(TargetAccessError):
+    """A file is not a readable core: the message is one line naming the file and
+    what is wrong (missing, not ELF, not a core, another architecture, truncated
+    before its threads ...).
+
+    Raised only when opening: damage that still leaves threads to show is reported
+    as warnings of the opened core instead. The OS error, if any, is in ``__cause__``.
+    """
+
+
 class TimeoutExpiredError(LindbgError):
     """A wait with a timeout ended before the awaited thing happened."""

@@ -17,6 +17,7 @@ class StreamOutput(OutputCallbacks):
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._hide_prompt = False
+        self._status_width = 0
 
     def hide_next_prompt(self) -> None:
         """The next prompt text is already on the screen (line editing drew it):
@@ -26,6 +27,13 @@ class StreamOutput(OutputCallbacks):
     def output(self, mask: int, text: str) -> None:
         if self._hide_prompt and mask & OutputMask.PROMPT:
             self._hide_prompt = False
+            return
+        if mask & OutputMask.STATUS:
+            # progress redraws one line in place; a pipe or a log gets none of it
+            if self._stream.isatty():
+                self._stream.write("\r" + text.rstrip("\n").ljust(self._status_width) + "\r")
+                self._status_width = len(text.rstrip("\n"))
+                self._stream.flush()
             return
         self._stream.write(text)
         self._stream.flush()

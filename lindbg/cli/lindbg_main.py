@@ -1,8 +1,9 @@
 """``lindbg``: the cdb-style console (DESIGN.md section 6).
 
-``lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-p PID | PROGRAM ARGS...]``. The remoting
-options ``-server``, ``-remote`` and ``-premote`` and ``-z CORE`` are reserved for
-their issues and refused with a one-line message.
+``lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS]
+[-p PID | -z CORE | PROGRAM ARGS...]``. The remoting options ``-server``,
+``-remote`` and ``-premote`` are reserved for their issues and refused with a
+one-line message.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import sys
 from dataclasses import dataclass, field
 
 from lindbg.cli.console import ConsoleEvents, StreamOutput, run_console
+from lindbg.commands.dumps import open_dump
 from lindbg.commands.execution import run, show_stop
 from lindbg.constants import Status
 from lindbg.engine.client import DebugClient
 from lindbg.errors import LindbgError
 
-USAGE = "usage: lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-p PID | PROGRAM ARGS...]"
-_RESERVED = ("-server", "-remote", "-premote", "-z")
+USAGE = (
+    "usage: lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS]"
+    " [-p PID | -z CORE | PROGRAM ARGS...]"
+)
+_RESERVED = ("-server", "-remote", "-premote")
 
 
 @dataclass
@@ -28,6 +33,10 @@ class Options:
     skip_initial_break: bool = False
     skip_final_break: bool = False
     pid: int | None = None
+    dump: str | None = None
+    symbol_path: str | None = None
+    #: Directories searched for a core's mapped files that moved (cdb's -i), ':'-separated.
+    image_path: str = ""
     program: list[str] = field(default_factory=list)
 
 
@@ -50,6 +59,15 @@ def parse_arguments(argv: list[str]) -> Options:
             options.skip_initial_break = True
         elif arg == "-G":
             options.skip_final_break = True
+        elif arg == "-z":
+            index += 1
+            options.dump = _need(argv, index, arg)
+        elif arg == "-y":
+            index += 1
+            options.symbol_path = _need(argv, index, arg)
+        elif arg == "-i":
+            index += 1
+            options.image_path = _need(argv, index, arg)
         elif arg == "-p":
             index += 1
             try:
@@ -87,17 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     # debugger swallows it there and breaks in instead; it never kills lindbg
     client.set_signal_swallowed(signal.SIGINT)
     signal.signal(signal.SIGINT, lambda signo, frame: client.set_interrupt())
+    interp = client.command_interpreter
+    if options.symbol_path is not None:
+        client.set_symbol_path(options.symbol_path)
     try:
         if options.pid is not None:
             client.attach_process(options.pid)
+        elif options.dump is not None:
+            open_dump(interp, options.dump, [d for d in options.image_path.split(":") if d])
         elif options.program:
             client.create_process(options.program)
     except LindbgError as error:
         print(f"lindbg: {error}", file=sys.stderr)
         return 1
-    interp = client.command_interpreter
     interp.last_command_line = shlex.join(options.program)
-    if client.get_execution_status() == Status.BREAK:
+    if options.dump is None and client.get_execution_status() == Status.BREAK:
         if options.skip_initial_break:
             run(interp, Status.GO)
         else:

@@ -106,6 +106,7 @@ def _load_families() -> None:
         breakpoints,
         control,
         data,
+        dumps,
         events,
         execution,
         extension_commands,

@@ -38,8 +38,9 @@ class _LogFile(OutputCallbacks):
         self.file = open(path, "a" if append else "w")  # noqa: SIM115 - lives until .logclose
 
     def output(self, mask: int, text: str) -> None:
-        self.file.write(text)
-        self.file.flush()
+        if not mask & OutputMask.STATUS:
+            self.file.write(text)
+            self.file.flush()
         if self.inner is not None:
             self.inner.output(mask, text)
 
@@ -81,7 +82,7 @@ def processes(interp: Interpreter, parsed: ParsedCommand) -> None:
     current = interp.client.current_thread().pid
     for index, process in enumerate(interp.client.processes()):
         marker = "." if process.pid == current else " "
-        interp.say(f"{marker}  {index}\tid: {process.pid:x}\tcreate\tname: {process.executable}")
+        interp.say(f"{marker}  {index}\tid: {process.pid:x}\t{process.origin}\tname: {process.executable}")
 
 
 @command("gu")

@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lindbg.constants import EndFlags, Status
@@ -135,6 +136,38 @@ class DebugClient:
             raise InvalidOperationError("process servers are not available yet")
         engine = self._engine
         return engine.call(lambda: engine.attach_process(int(pid), options))  # type: ignore[no-any-return]
+
+    def open_dump_file(self, path: str, image_dirs: Sequence[str] = ()) -> Process:
+        """Open an ELF core file as the target (dbgeng's OpenDumpFile + the first
+        WaitForEvent): returns with the session active, stopped (BREAK) and
+        read-only. ``image_dirs`` are searched, by file name, for mapped files
+        that are no longer where the core says they were (cdb's ``-i``).
+
+        Raises:
+            DumpFileError: the file is not a readable x86-64 core.
+        """
+        engine = self._engine
+        return engine.call(lambda: engine.open_dump_file(str(path), list(image_dirs)))  # type: ignore[no-any-return]
+
+    def write_dump_file(
+        self,
+        path: str,
+        full: bool = True,
+        *,
+        overwrite: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Write an ELF core of the current (stopped) process that gdb reads: every
+        thread's registers, the signal it is stopped on, and its memory (every
+        readable mapping when ``full``, else what the kernel's default filter
+        keeps), with the program's own bytes where breakpoints are. Non-invasive.
+        ``progress(done, total)`` hears about the memory written.
+
+        Raises:
+            InvalidOperationError: the file exists and not ``overwrite``; the target runs.
+        """
+        engine = self._engine
+        engine.call(lambda: engine.write_dump_file(str(path), full, overwrite, progress))
 
     def end_session(self, flags: int) -> None:
         """End the session as dbgeng's EndSession does (see ``EndFlags``)."""

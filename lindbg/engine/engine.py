@@ -21,7 +21,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lindbg.arch.x86_64 import GENERAL_REGISTERS, WatchKind
@@ -68,7 +68,8 @@ from lindbg.symbols.disassembly import Instruction, disassemble_memory
 from lindbg.symbols.lines import SourceLine
 from lindbg.symbols.stackwalk import RawFrame
 from lindbg.symbols.stackwalk import walk as walk_stack
-from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
+from lindbg.targets.base import EventKind, ResumeMode, Target, TargetEvent
+from lindbg.targets.dump.target import DumpTarget
 from lindbg.targets.live import LiveTarget
 
 if TYPE_CHECKING:
@@ -140,12 +141,12 @@ class _AddressSpace:
 
     def __init__(self, engine: Engine, pid: int) -> None:
         assert engine.target is not None
-        self._memory = engine.target.processes[pid].memory
+        self._read = engine.target.memory_reader(pid)
         self._engine = engine
         self._modules = engine._modules_of(pid)
 
     def read_u64(self, address: int) -> int:
-        data = self._memory.read(address, 8)
+        data = self._read(address, 8)
         if len(data) < 8:
             raise MemoryAccessError(f"memory access error at {address:#x}", address)
         return int.from_bytes(data, "little")
@@ -154,7 +155,7 @@ class _AddressSpace:
         module = next((m for m in self._modules if m.base <= pc < m.end), None)
         if module is None:
             return None
-        frames = self._engine.symbols.of(module, self._memory.read).frames
+        frames = self._engine.symbols.of(module, self._read).frames
         return (frames, module.bias) if frames is not None else None
 
 
@@ -206,7 +207,7 @@ class Engine:
         self.clients: list[DebugClient] = []
         #: (client, callbacks object) for each event bit, in client creation order.
         self._listeners: dict[int, list[tuple[DebugClient, Any]]] = {int(bit): [] for bit in _EVENT_BITS}
-        self.target: LiveTarget | None = None
+        self.target: Target | None = None
         self.status = Status.NO_DEBUGGEE
         self.processes: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
@@ -390,17 +391,35 @@ class Engine:
     # -------------------------------------------------------- session control
 
     def _live_target(self) -> LiveTarget:
+        """The live target, made on first use; refused while a dump is open."""
         if self.target is None:
             self.target = LiveTarget()
+        if not isinstance(self.target, LiveTarget):
+            raise InvalidOperationError(
+                "a dump file is open: close it (.kill, .detach or end_session) before starting a process"
+            )
         return self.target
 
-    def _require_session(self) -> LiveTarget:
+    @property
+    def _live(self) -> LiveTarget:
+        """The target of a live session (the event paths run only in one)."""
+        assert isinstance(self.target, LiveTarget)
+        return self.target
+
+    def _require_session(self) -> Target:
         self.check_usable()
         if not self.session.active or self.target is None:
             raise NoDebuggeeError("no debuggee: start or attach to a process first")
         return self.target
 
-    def _require_stopped(self) -> LiveTarget:
+    def _require_live(self, what: str) -> LiveTarget:
+        """The live target, or the one-line refusal of ``what`` on a dump."""
+        target = self._require_session()
+        if not isinstance(target, LiveTarget):
+            raise InvalidOperationError(f"the target is a dump: cannot {what}")
+        return target
+
+    def _require_stopped(self) -> Target:
         target = self._require_session()
         if target.running:
             raise InvalidOperationError("the target is running; break in first (set_interrupt)")
@@ -442,8 +461,80 @@ class Engine:
             raise
         return self._gained_process(pid, options, "attach")
 
+    def open_dump_file(self, path: str, image_dirs: Sequence[str]) -> Process:
+        """Open an ELF core as the session's target: stopped for good, read-only.
+
+        The session starts as a live one does (ACTIVE, CDS.ALL), the process and
+        its modules are reported, then the signal the core records (NT_SIGINFO)
+        as the EXCEPTION event; the session ends in BREAK.
+
+        Raises:
+            DumpFileError: not a readable x86-64 core (one line naming the file).
+            InvalidOperationError: a session is already active.
+        """
+        self.check_usable()
+        if self.target is not None:
+            raise InvalidOperationError("a session is active: end it before opening a dump file")
+        target = DumpTarget(path, image_dirs)
+        self.target = target
+        self.output(OutputMask.NORMAL, f"Loading Dump File [{path}]\n")
+        kind = (
+            "User Mini Dump File with Full Memory: Only application data is available"
+            if target.has_full_memory()
+            else "User Mini Dump File: Only registers, stack and portions of memory are available"
+        )
+        self.output(OutputMask.NORMAL, f"{kind}\n\n")
+        for warning in target.warnings:
+            self.output(OutputMask.WARNING, f"WARNING: {warning}\n")
+        pid = target.pid
+        process = self._register_process(pid, 0)
+        process.origin = "examine"
+        self.current_pid = pid
+        self.current_tid = target.thread_ids(pid)[0]
+        siginfo = target.core.siginfo
+        signo = siginfo.signo if siginfo is not None else target.core.threads[0].signal
+        address = siginfo.address if siginfo is not None else 0
+        if signo:
+            description = (
+                f"{signal_description(signo)} - code {signo:08x} (first/second chance not available)"
+            )
+            self._last_event = LastEvent("exception", pid, self.current_tid, description, signal=signo)
+        if self.session.apply(SessionInput.TARGET_GAINED) is SessionStatus.ACTIVE:
+            self._announce_session_start()
+        self._event(EventMask.CREATE_PROCESS, "create_process", process)
+        self._track_modules(pid, attached=True)
+        if signo:
+            info = ExceptionInfo(signo, address, False, pid, self.current_tid)
+            self._event(EventMask.EXCEPTION, "exception", info)
+        self._announce_break()
+        return process
+
+    def write_dump_file(
+        self, path: str, full: bool, overwrite: bool, progress: Callable[[int, int], None] | None
+    ) -> None:
+        """Write an ELF core of the current process, stopped as it is now; the
+        process carries on afterwards exactly as before (nothing is changed)."""
+        from lindbg.targets.dump.corewriter import write_core
+        from lindbg.targets.live.snapshot import memory_reader, snapshot
+
+        target = self._require_live("write a dump of it (it is one)")
+        if target.running:
+            raise InvalidOperationError("the target is running; break in before writing a dump")
+        held = self._held_signal
+        image = snapshot(
+            target,
+            self.current_pid,
+            full=full,
+            current_tid=self.current_tid,
+            siginfo_tid=held[0] if held is not None else None,
+        )
+        write_core(
+            image, path, memory_reader(target, self.current_pid), overwrite=overwrite, progress=progress
+        )
+
     def _gained_process(self, pid: int, options: int, how: str) -> Process:
         process = self._register_process(pid, options)
+        process.origin = "attach" if how == "attach" else "create"
         assert self.target is not None
         self.current_pid = pid
         self.current_tid = self.target.thread_ids(pid)[0]
@@ -466,9 +557,14 @@ class Engine:
         """Learn the modules of a new process image and watch its loader."""
         target = self.target
         assert target is not None
-        memory = target.processes[pid].memory
         try:
-            tracker = ProcessModules(pid, memory.read)
+            tracker = ProcessModules(
+                pid,
+                target.memory_reader(pid),
+                target.auxv(pid),
+                target.executable(pid),
+                lambda address: target.mapping_path_at(pid, address),
+            )
             loaded = tracker.initial()
         except (OSError, KeyError, ValueError) as error:
             self.output(OutputMask.WARNING, f"cannot list the modules of process {pid}: {error}\n")
@@ -477,7 +573,8 @@ class Engine:
         if attached:
             more, _ = tracker.refresh()
             loaded += more
-            self._watch_rendezvous(pid, tracker)
+            if isinstance(target, LiveTarget):  # a dump's loader never runs again
+                self._watch_rendezvous(pid, tracker)
         elif tracker.entry_point:
             self._plant_loader_mark(_LoaderMark(pid, tracker.entry_point, "entry"))
         return self._announce_modules(loaded, [])
@@ -508,9 +605,8 @@ class Engine:
             self._plant_loader_mark(_LoaderMark(pid, address, "rendezvous"))
 
     def _plant_loader_mark(self, mark: _LoaderMark) -> None:
-        assert self.target is not None
         try:
-            self.target.claim_site(mark.pid, mark.address, mark)
+            self._live.claim_site(mark.pid, mark.address, mark)
         except LindbgError as error:
             self.output(OutputMask.WARNING, f"cannot watch the loader of process {mark.pid}: {error}\n")
             return
@@ -520,7 +616,7 @@ class Engine:
         marks = self._loader_marks.get(mark.pid, [])
         if mark in marks:
             marks.remove(mark)
-        if self.target is not None:
+        if isinstance(self.target, LiveTarget):
             self.target.release_site(mark.pid, mark.address, mark)
 
     def _on_loader_mark(self, mark: _LoaderMark, pid: int) -> Status:
@@ -542,9 +638,9 @@ class Engine:
         """A fork child has its parent's mappings, and its copy of the loader marks."""
         parent = self._modules.get(parent_pid)
         target = self.target
-        if parent is None or target is None or child_pid not in target.processes:
+        if parent is None or target is None or child_pid not in target.process_ids():
             return
-        self._modules[child_pid] = parent.copy_for(child_pid, target.processes[child_pid].memory.read)
+        self._modules[child_pid] = parent.copy_for(child_pid, target.memory_reader(child_pid))
 
     def modules(self, pid: int | None = None) -> list[Module]:
         self._require_session()
@@ -560,7 +656,7 @@ class Engine:
 
     def _register_process(self, pid: int, options: int) -> Process:
         assert self.target is not None
-        process = Process(pid, options, procfs.executable(pid))
+        process = Process(pid, options, self.target.executable(pid))
         self.processes[pid] = process
         for tid in self.target.thread_ids(pid):
             self._register_thread(process, tid)
@@ -577,12 +673,18 @@ class Engine:
         self.check_usable()
         if not self.session.active or self.target is None:
             return
-        target = self.target
         what = {
             0: SessionInput.END_PASSIVE,
             1: SessionInput.END_ACTIVE_TERMINATE,
             2: SessionInput.END_ACTIVE_DETACH,
         }[flags]
+        if not isinstance(self.target, LiveTarget):  # a dump: closing it is all there is
+            try:
+                self.target.detach_all()
+            finally:
+                self._finish_session(what)
+            return
+        target = self.target
         try:
             if what is SessionInput.END_ACTIVE_TERMINATE:
                 for pid, code in target.terminate_all().items():
@@ -605,14 +707,14 @@ class Engine:
 
     def _prepare_detach(self) -> None:
         """Stop the target and hand a held signal back to its thread."""
-        assert self.target is not None
-        if self.target.running:
-            self.target.detach_all()  # stops everything first
+        target = self._live
+        if target.running:
+            target.detach_all()  # stops everything first
             return
         held = self._held_signal
         if held is not None:
             tid, signo = held[0], held[1]
-            self.target.set_pending_signal(tid, signo)
+            target.set_pending_signal(tid, signo)
             self._held_signal = None
 
     def _finish_session(self, what: SessionInput) -> None:
@@ -649,7 +751,7 @@ class Engine:
             "create a new DebugClient"
         )
         target = self.target
-        if target is not None:
+        if isinstance(target, LiveTarget):
             with contextlib.suppress(Exception):
                 target.restore_breakpoint_bytes()
         with contextlib.suppress(Exception):
@@ -661,7 +763,7 @@ class Engine:
     # --------------------------------------------------------------- running
 
     def set_execution_status(self, status: Status, count: int = 1) -> None:
-        target = self._require_session()
+        target = self._require_live("run or step it")
         if count < 1:
             raise InvalidOperationError(f"a step count must be at least 1, not {count}")
         if status is Status.BREAK:
@@ -709,7 +811,7 @@ class Engine:
                 inbox.run_pending()
             self.check_usable()
             target = self.target
-            if target is None or not self.session.active:
+            if not isinstance(target, LiveTarget) or not self.session.active:
                 return True
             if self._interrupt:
                 self._interrupt = False
@@ -752,8 +854,7 @@ class Engine:
 
     def _resume(self) -> None:
         """Let the target run as ``self.status`` says (GO or a step)."""
-        target = self.target
-        assert target is not None
+        target = self._live
         held = self._held_signal
         if held is not None:
             self._held_signal = None
@@ -770,8 +871,7 @@ class Engine:
         """One step (or step over a call) completed: take the next or break in."""
         self._clear_step_over()
         self._steps_left -= 1
-        target = self.target
-        assert target is not None
+        target = self._live
         if self._steps_left > 0:
             owners = target.breakpoint_under(tid)
             if owners and any(o.__class__ is Breakpoint and o.enabled for o in owners):
@@ -811,8 +911,7 @@ class Engine:
 
     def _plant_step_over(self, tid: int) -> bool:
         """If ``tid`` sits on a call, put a mark at its return address; True if so."""
-        target = self.target
-        assert target is not None
+        target = self._live
         thread = self.threads[tid]
         rip = target.get_register(tid, "rip")
         code = target.read_memory(thread.pid, rip, 16)
@@ -826,7 +925,7 @@ class Engine:
 
     def _clear_step_over(self) -> None:
         mark = self._step_over
-        if mark is None or self.target is None:
+        if mark is None or not isinstance(self.target, LiveTarget):
             return
         self._step_over = None
         self.target.release_site(mark.pid, mark.address, mark)
@@ -911,7 +1010,7 @@ class Engine:
             self.status = decided
         else:
             self.status = Status.GO if decided is Status.IGNORE_EVENT else decided
-        if self.target is not None and self.target.processes:
+        if self.target is not None and self.target.process_ids():
             self._resume()
         return False
 
@@ -1017,7 +1116,7 @@ class Engine:
             thread.is_valid = False
             self.threads.pop(thread.tid, None)
         process.threads = process.threads[:1]
-        process.executable = procfs.executable(event.pid)
+        process.executable = self._live.executable(event.pid)
         old = self._modules.pop(event.pid, None)
         self._loader_marks.pop(event.pid, None)  # their int3 bytes went with the old image
         decided = self._announce_modules([], old.forget() if old is not None else [])
@@ -1061,7 +1160,7 @@ class Engine:
     def add_breakpoint(
         self, location: int | str, access: str | None, size: int, one_shot: bool
     ) -> Breakpoint:
-        target = self._require_session()
+        target = self._require_live("set breakpoints")
         if access is not None and access not in _WATCH_KINDS:
             raise InvalidOperationError(f"breakpoint access must be 'e', 'w', 'rw' or 'r', not '{access}'")
         if access is not None and target.running:
@@ -1130,12 +1229,13 @@ class Engine:
 
     def _process_reader(self, pid: int) -> Callable[[int, int], bytes] | None:
         target = self.target
-        process = target.processes.get(pid) if target is not None else None
-        return process.memory.read if process is not None else None
+        if target is None or pid not in target.process_ids():
+            return None
+        return target.memory_reader(pid)
 
     def _memory_reader(self) -> Callable[[int, int], bytes]:
         target = self._require_session()
-        return target.processes[self.current_pid].memory.read
+        return target.memory_reader(self.current_pid)
 
     def resolve(self, expression: str) -> int:
         """An address from ``mod!sym[+off]``, ``sym[+off]``, ``file.c:LINE`` or a number.
@@ -1235,7 +1335,7 @@ class Engine:
         space = _AddressSpace(self, thread.pid)
         raw = walk_stack(registers, space, max_frames or 256)
         modules = self._modules_of(thread.pid)
-        read = target.processes[thread.pid].memory.read
+        read = target.memory_reader(thread.pid)
         frames: list[Frame] = []
         for index, item in enumerate(raw):
             # a return address belongs to the call before it: name and line of pc - 1
@@ -1264,8 +1364,7 @@ class Engine:
         return frames
 
     def _place(self, bp: Breakpoint) -> None:
-        target = self.target
-        assert target is not None
+        target = self._live
         if bp.access is None:
             bp.placement = target.claim_site(bp.pid, bp.address, bp)
         else:
@@ -1276,7 +1375,7 @@ class Engine:
     def _unplace(self, bp: Breakpoint) -> None:
         placement = bp.placement
         bp.placement = None
-        target = self.target
+        target = self.target if isinstance(self.target, LiveTarget) else None
         if placement is None or target is None:
             return
         if bp.access is None:
@@ -1336,7 +1435,7 @@ class Engine:
         return len(buffer)
 
     def write_memory(self, address: int, data: bytes) -> None:
-        target = self._require_session()
+        target = self._require_live("write memory")
         target.write_memory(self.current_pid, address, bytes(data))
         self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.DATA, address)
 
@@ -1345,7 +1444,7 @@ class Engine:
         return target.get_register(self.current_tid if tid is None else tid, name)
 
     def set_register(self, name: str, value: int, tid: int | None) -> None:
-        target = self._require_stopped()
+        target = self._require_live("change registers")
         target.set_register(self.current_tid if tid is None else tid, name, value)
         self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.REGISTERS, 0)
 
@@ -1364,7 +1463,7 @@ class Engine:
     def set_process_options(self, options: int) -> None:
         """dbgeng's SetProcessOptions for the current process: ONLY_THIS_PROCESS
         decides whether the children it forks from now on are debugged."""
-        target = self._require_session()
+        target = self._require_live("change how it follows child processes")
         self.processes[self.current_pid].options = int(options)
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
 
@@ -1374,6 +1473,8 @@ class Engine:
         thread = self.threads.get(tid)
         if thread is None:
             raise InvalidOperationError(f"thread {tid} is not being debugged")
+        if not isinstance(self.target, LiveTarget):
+            return None  # a core keeps no per-thread names or scheduling
         try:
             return ThreadDetails(*procfs.task_details(thread.pid, tid))
         except OSError:

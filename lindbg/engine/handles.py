@@ -39,6 +39,8 @@ class Process:
         self.is_valid = True
         #: The pid of the process this one was forked from, if followed.
         self.parent_pid: int | None = None
+        #: How the engine came to debug it: "create", "attach" or "examine" (a dump).
+        self.origin = "create"
 
     def __repr__(self) -> str:
         state = "" if self.is_valid else f" exited {self.exit_code}"

@@ -1,5 +1,8 @@
 """The modules of each debugged process, kept current through the loader.
 
+The process's facts (auxiliary vector, executable path, which file is mapped
+where) come from its target: /proc for a live process, the notes of a core.
+
 Strategy: at the initial break the engine knows the program, the dynamic
 loader (AT_BASE) and the vDSO (AT_SYSINFO_EHDR) from the auxiliary vector.
 An internal breakpoint at the program's entry point (AT_ENTRY) catches the
@@ -15,7 +18,6 @@ import os
 from collections.abc import Callable
 
 from lindbg.engine.handles import Module
-from lindbg.os.linux import procfs
 from lindbg.symbols import loader
 from lindbg.symbols.naming import module_name
 
@@ -25,11 +27,20 @@ ReadMemory = Callable[[int, int], bytes]
 class ProcessModules:
     """The module list of one process and where the loader can be watched."""
 
-    def __init__(self, pid: int, read: ReadMemory) -> None:
+    def __init__(
+        self,
+        pid: int,
+        read: ReadMemory,
+        auxv: dict[int, int],
+        executable: str,
+        mapping_path_at: Callable[[int], str],
+    ) -> None:
         self.pid = pid
         self._read = read
+        self._executable = executable
+        self._mapping_path_at = mapping_path_at
         self.modules: list[Module] = []
-        self.auxv = procfs.auxv(pid)
+        self.auxv = auxv
         self.dynamic = 0
         self.r_debug = 0
         #: How many of ``modules`` (the program, ld.so, the vDSO) never unload.
@@ -40,12 +51,11 @@ class ProcessModules:
     def initial(self) -> list[Module]:
         """The images present before the loader runs: program, ld.so, vDSO."""
         found: list[Module] = []
-        exe_path = procfs.executable(self.pid)
-        image, self.dynamic = loader.main_executable(self._read, self.auxv, exe_path)
+        image, self.dynamic = loader.main_executable(self._read, self.auxv, self._executable)
         found.append(self._make(image))
         interpreter = self.auxv.get(loader.AT_BASE, 0)
         if interpreter:
-            path = procfs.mapping_path_at(self.pid, interpreter)
+            path = self._mapping_path_at(interpreter)
             found.append(self._make(loader.image_at_header(self._read, path, interpreter, interpreter)))
         vdso = self.auxv.get(loader.AT_SYSINFO_EHDR, 0)
         if vdso:
@@ -100,6 +110,8 @@ class ProcessModules:
         child = ProcessModules.__new__(ProcessModules)
         child.pid = pid
         child._read = read
+        child._executable = self._executable
+        child._mapping_path_at = self._mapping_path_at
         child.auxv = dict(self.auxv)
         child.dynamic = self.dynamic
         child.r_debug = self.r_debug

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lindbg.arch.x86_64 import UserRegs
 
 
 class EventKind(enum.Enum):
@@ -67,6 +71,32 @@ class Target(abc.ABC):
     need the target stopped (``InvalidOperationError`` otherwise).
     """
 
+    #: "live" (processes that run) or "dump" (a core file: read-only, never runs).
+    kind = "live"
+    #: True between resume() and the next reported event.
+    running = False
+
+    @abc.abstractmethod
+    def memory_reader(self, pid: int) -> Callable[[int, int], bytes]:
+        """A fast raw reader of ``pid``'s memory for symbols and unwinding
+        (``read(address, size)``, raising ``MemoryAccessError``)."""
+
+    @abc.abstractmethod
+    def general_registers(self, tid: int) -> UserRegs:
+        """The general registers of stopped ``tid`` (do not keep the object)."""
+
+    @abc.abstractmethod
+    def auxv(self, pid: int) -> dict[int, int]:
+        """``pid``'s auxiliary vector (AT_* -> value)."""
+
+    @abc.abstractmethod
+    def executable(self, pid: int) -> str:
+        """The path of the program image of ``pid`` ('' if unknown)."""
+
+    @abc.abstractmethod
+    def mapping_path_at(self, pid: int, address: int) -> str:
+        """The file mapped at ``address`` in ``pid`` ('' if none)."""
+
     @abc.abstractmethod
     def process_ids(self) -> list[int]:
         """Pids of the processes this target holds, in creation order."""
@@ -91,6 +121,14 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def read_memory(self, pid: int, address: int, size: int) -> bytes:
         """Read target memory as the program sees it (breakpoints hidden).
+
+        Raises:
+            MemoryAccessError: some byte of the range is not readable.
+        """
+
+    @abc.abstractmethod
+    def read_memory_into(self, pid: int, address: int, buffer: bytearray | memoryview) -> None:
+        """Fill ``buffer`` from ``address`` (breakpoints hidden), with no extra copy.
 
         Raises:
             MemoryAccessError: some byte of the range is not readable.

@@ -1,9 +1,15 @@
-"""Small /proc readers: threads of a process, signal dispositions, state."""
+"""Small /proc readers: threads of a process, signal dispositions, state,
+memory mappings, and what a core file's notes record about a process.
+
+Text that holds file names (maps, cmdline) is decoded with ``surrogateescape``,
+so a name that is not UTF-8 survives the round trip back to bytes.
+"""
 
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 
 
 def thread_ids(pid: int) -> list[int]:
@@ -56,10 +62,15 @@ def parent_pid(pid: int) -> int:
         return 0
 
 
+def auxv_bytes(pid: int) -> bytes:
+    """/proc/PID/auxv as the kernel gives it (what a core's NT_AUXV holds)."""
+    with open(f"/proc/{pid}/auxv", "rb") as f:
+        return f.read()
+
+
 def auxv(pid: int) -> dict[int, int]:
     """The auxiliary vector of ``pid`` (AT_* -> value), from /proc/PID/auxv."""
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
+    data = auxv_bytes(pid)
     entries: dict[int, int] = {}
     for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
         if key == 0:
@@ -71,12 +82,11 @@ def auxv(pid: int) -> dict[int, int]:
 def mapping_path_at(pid: int, address: int) -> str:
     """The file mapped at ``address`` in ``pid`` (the path column of /proc/PID/maps), or ''."""
     try:
-        with open(f"/proc/{pid}/maps") as f:
+        with open(f"/proc/{pid}/maps", errors="surrogateescape") as f:
             for line in f:
-                fields = line.split(maxsplit=5)
-                start, _, end = fields[0].partition("-")
-                if int(start, 16) <= address < int(end, 16):
-                    return fields[5].strip() if len(fields) == 6 else ""
+                start, end, _, _, _, path = _maps_line(line)
+                if start <= address < end:
+                    return path
     except OSError:
         pass
     return ""
@@ -88,11 +98,134 @@ def task_details(pid: int, tid: int) -> tuple[str, int, int, int]:
     Raises:
         OSError: the thread is gone.
     """
-    with open(f"/proc/{pid}/task/{tid}/stat") as f:
-        stat = f.read()
-    # comm is in parentheses and may itself hold ')' or blanks: split after the last one
-    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2 :].split()
+    comm, fields = _read_stat(f"/proc/{pid}/task/{tid}/stat")
     nice, policy = int(fields[16]), int(fields[38])  # stat fields 19 and 41
     affinity = sum(1 << cpu for cpu in os.sched_getaffinity(tid))
     return comm, nice, policy, affinity
+
+
+def _read_stat(path: str) -> tuple[str, list[str]]:
+    """(comm, the fields after it) of a /proc stat file; ``fields[0]`` is the state.
+
+    comm is in parentheses and may itself hold ')' or blanks: the fields start
+    after the last ')'.
+    """
+    with open(path, errors="surrogateescape") as f:
+        stat = f.read()
+    close = stat.rindex(")")
+    return stat[stat.index("(") + 1 : close], stat[close + 2 :].split()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStat:
+    """The fields of /proc/PID/stat a core's NT_PRPSINFO records."""
+
+    comm: str
+    #: One letter: R, S, D, T, t (traced), Z ...
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    #: The kernel's task flags (PF_*).
+    flags: int
+    nice: int
+
+
+def process_stat(pid: int) -> ProcessStat:
+    """/proc/PID/stat, parsed.
+
+    Raises:
+        OSError: the process is gone.
+    """
+    comm, fields = _read_stat(f"/proc/{pid}/stat")
+    # fields[i] is stat field i + 3 (man 5 proc): ppid 4, pgrp 5, session 6, flags 9, nice 19
+    return ProcessStat(
+        comm, fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[6]), int(fields[16])
+    )
+
+
+def real_ids(pid: int) -> tuple[int, int]:
+    """The real (uid, gid) of ``pid``, the first column of status's Uid/Gid lines.
+
+    Raises:
+        OSError: the process is gone.
+    """
+    fields = status_fields(pid)
+    return int(fields["Uid"].split()[0]), int(fields["Gid"].split()[0])
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments of ``pid`` (/proc/PID/cmdline split at its NULs); [] for a kernel thread.
+
+    Raises:
+        OSError: the process is gone.
+    """
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        data = f.read()
+    return [arg.decode(errors="surrogateescape") for arg in data.split(b"\0")[:-1]] if data else []
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryMapping:
+    """One mapping of /proc/PID/smaps: its maps line and the counters that say
+    whether the program wrote to it."""
+
+    start: int
+    end: int
+    #: As in maps: 'r-xp', 'rw-s' ...
+    perms: str
+    offset: int
+    inode: int
+    #: '' for anonymous memory; '[heap]', '[stack]', '[vdso]', '[anon:NAME]' ... as in
+    #: maps; a file's path may end in ' (deleted)'.
+    path: str
+    #: Bytes of anonymous pages (resident or swapped): a private file mapping has
+    #: some once the program wrote to it. None when smaps does not say.
+    anonymous: int | None
+    #: The two-letter VmFlags codes ('dd' do not dump, 'io', 'pf', 'ht' hugetlb ...);
+    #: empty when smaps does not list them.
+    vm_flags: frozenset[str]
+
+
+def memory_mappings(pid: int) -> list[MemoryMapping]:
+    """Every mapping of ``pid``, in address order, from /proc/PID/smaps.
+
+    Raises:
+        OSError: the process is gone.
+    """
+    mappings: list[MemoryMapping] = []
+    with open(f"/proc/{pid}/smaps", errors="surrogateescape") as f:
+        header: tuple[int, int, str, int, int, str] | None = None
+        counters: dict[str, str] = {}
+        for line in f:
+            key, colon, value = line.partition(":")
+            if colon and key.isidentifier():
+                counters[key] = value
+                continue
+            if header is not None:
+                mappings.append(_smaps_entry(header, counters))
+            header, counters = _maps_line(line), {}
+        if header is not None:
+            mappings.append(_smaps_entry(header, counters))
+    return mappings
+
+
+def _maps_line(line: str) -> tuple[int, int, str, int, int, str]:
+    """(start, end, perms, offset, inode, path) of one /proc/PID/maps line."""
+    fields = line.rstrip("\n").split(maxsplit=5)
+    start, _, end = fields[0].partition("-")
+    path = fields[5] if len(fields) == 6 else ""
+    return int(start, 16), int(end, 16), fields[1], int(fields[2], 16), int(fields[4]), path
+
+
+def _smaps_entry(header: tuple[int, int, str, int, int, str], counters: dict[str, str]) -> MemoryMapping:
+    anonymous = None
+    if "Anonymous" in counters:
+        anonymous = sum(_kilobytes(counters.get(key, "0 kB")) for key in ("Anonymous", "Swap"))
+    flags = frozenset(counters.get("VmFlags", "").split())
+    return MemoryMapping(*header, anonymous=anonymous, vm_flags=flags)
+
+
+def _kilobytes(value: str) -> int:
+    """Bytes of an smaps counter such as ' 1024 kB'."""
+    return int(value.split()[0]) * 1024

@@ -27,14 +27,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from lindbg.arch import x86_64
+from lindbg.arch import register_state, x86_64
 from lindbg.arch.x86_64 import BREAKPOINT_INSTRUCTION, UserRegs
 from lindbg.arch.x86_64_displaced import DisplacedFault, DisplacedInstruction, plan_displaced
 from lindbg.errors import InvalidOperationError, MemoryAccessError, TargetAccessError
 from lindbg.os.linux import procfs
 from lindbg.os.linux import ptrace as pt
 from lindbg.targets.base import EventKind, ResumeMode, Target, TargetEvent
-from lindbg.targets.live import registers
 from lindbg.targets.live.state import HardwareSlot, LiveProcess, LiveThread, Site, ThreadState
 
 _BASE_OPTIONS = (
@@ -51,6 +50,8 @@ _STOP_SIGNALS = frozenset(int(s) for s in (signal.SIGSTOP, signal.SIGTSTP, signa
 _INT3 = BREAKPOINT_INSTRUCTION
 #: The most PTRACE_PEEKDATA reads one fallback read may take (64 KiB of words).
 _PEEK_LIMIT = 1 << 16
+#: Bytes asked for with PTRACE_GETREGSET(NT_X86_XSTATE) (the kernel trims the reply).
+_XSTATE_SIZE = 4096
 #: How long terminating a process may take before the engine gives up on it.
 _KILL_TIMEOUT = 10.0
 #: The wait status of a completed single step: stopped by a plain SIGTRAP.
@@ -935,7 +936,12 @@ class LiveTarget(Target):
     def get_register(self, tid: int, name: str) -> int:
         thread = self._stopped_thread(tid)
         try:
-            return registers.read(name, self._regs(thread), tid)
+            return register_state.read_state(
+                name,
+                self._regs(thread),
+                lambda: bytes(pt.getfpregs(tid)),
+                lambda: pt.getregset(tid, x86_64.NT_X86_XSTATE, _XSTATE_SIZE),
+            )
         except OSError as error:
             raise TargetAccessError(
                 f"cannot read registers of thread {tid}: {error.strerror}", tid=tid
@@ -943,12 +949,24 @@ class LiveTarget(Target):
 
     def set_register(self, tid: int, name: str, value: int) -> None:
         thread = self._stopped_thread(tid)
-        registers.write(name, self._regs(thread), value)
+        register_state.write(name, self._regs(thread), value)
         thread.regs_dirty = True
 
     def general_registers(self, tid: int) -> UserRegs:
         """The cached general registers of stopped ``tid`` (do not keep the object)."""
         return self._regs(self._stopped_thread(tid))
+
+    def memory_reader(self, pid: int) -> Callable[[int, int], bytes]:
+        return self._process(pid).memory.read
+
+    def auxv(self, pid: int) -> dict[int, int]:
+        return procfs.auxv(pid)
+
+    def executable(self, pid: int) -> str:
+        return procfs.executable(pid)
+
+    def mapping_path_at(self, pid: int, address: int) -> str:
+        return procfs.mapping_path_at(pid, address)
 
     def set_pending_signal(self, tid: int, signo: int) -> None:
         """Deliver ``signo`` to ``tid`` when it next runs (or is detached)."""

@@ -1,19 +1,27 @@
-"""Register access by name for a stopped thread: general registers from the
-cached ``UserRegs``, sub-registers and flags derived from them, and the
-x87/SSE/AVX state read on demand (it is not on the hot path)."""
+"""Register access by name in a thread's saved state, wherever it is kept (a
+stopped live thread, a core file): general registers from a ``UserRegs``,
+sub-registers and flags derived from them, and the x87/SSE/AVX state decoded
+from the FXSAVE/XSAVE areas, fetched only when asked for (not the hot path)."""
 
 from __future__ import annotations
 
+import ctypes
 import struct
+from collections.abc import Callable
 
 from lindbg.arch import x86_64
-from lindbg.arch.x86_64 import FLAG_BITS, GENERAL_REGISTERS, REGISTER_ALIASES, SUB_REGISTERS, UserRegs
+from lindbg.arch.x86_64 import (
+    FLAG_BITS,
+    GENERAL_REGISTERS,
+    REGISTER_ALIASES,
+    SUB_REGISTERS,
+    FpRegs,
+    UserRegs,
+)
 from lindbg.errors import InvalidOperationError
-from lindbg.os.linux import ptrace as pt
 
 _GENERAL = frozenset(GENERAL_REGISTERS)
 _MASK64 = (1 << 64) - 1
-_XSTATE_SIZE = 4096
 
 
 def canonical(name: str) -> str:
@@ -22,11 +30,16 @@ def canonical(name: str) -> str:
     return REGISTER_ALIASES.get(name, name)
 
 
-def read(name: str, regs: UserRegs, tid: int) -> int:
-    """Value of register ``name``; ``regs`` holds the thread's general registers.
+def read_state(
+    name: str, regs: UserRegs, fxsave: Callable[[], bytes | None], xstate: Callable[[], bytes | None]
+) -> int:
+    """Value of register ``name`` from a thread's state, wherever it is kept (a
+    live thread, a core file): general registers in ``regs``, the 512-byte
+    FXSAVE area and the XSAVE area fetched only when an FP/vector register is
+    asked for.
 
     Raises:
-        InvalidOperationError: no register has that name (the message names it).
+        InvalidOperationError: no register has that name, or the state lacks it.
     """
     key = canonical(name)
     if key in _GENERAL:
@@ -38,7 +51,7 @@ def read(name: str, regs: UserRegs, tid: int) -> int:
     bit = FLAG_BITS.get(key)
     if bit is not None:
         return (int(regs.eflags) >> bit) & 1
-    return _read_extended(key, tid)
+    return _read_extended(key, fxsave, xstate)
 
 
 def write(name: str, regs: UserRegs, value: int) -> None:
@@ -69,25 +82,29 @@ def write(name: str, regs: UserRegs, value: int) -> None:
     raise InvalidOperationError(f"register '{name}' cannot be written")
 
 
-def _read_extended(key: str, tid: int) -> int:
+def _read_extended(
+    key: str, fetch_fx: Callable[[], bytes | None], fetch_xstate: Callable[[], bytes | None]
+) -> int:
+    if key.startswith(("xmm", "ymm", "st")) or key in ("mxcsr", "fpcw", "fpsw", "fptw"):
+        raw = fetch_fx()
+        if raw is None or len(raw) < ctypes.sizeof(FpRegs):
+            raise InvalidOperationError(f"register '{key}' is not available (no floating-point state)")
+        fp = FpRegs.from_buffer_copy(raw[: ctypes.sizeof(FpRegs)])
     if key.startswith("xmm") and key[3:].isdigit() and int(key[3:]) < 16:
         index = int(key[3:])
-        fp = pt.getfpregs(tid)
         words = fp.xmm_space[index * 4 : index * 4 + 4]
         return int.from_bytes(struct.pack("<4I", *words), "little")
     if key.startswith("ymm") and key[3:].isdigit() and int(key[3:]) < 16:
         index = int(key[3:])
-        low = _read_extended(f"xmm{index}", tid)
-        xstate = pt.getregset(tid, x86_64.NT_X86_XSTATE, _XSTATE_SIZE)
+        low = _read_extended(f"xmm{index}", lambda: raw, fetch_xstate)
+        xstate = fetch_xstate() or b""
         start = x86_64.XSAVE_YMM_HI_OFFSET + 16 * index
         high = int.from_bytes(xstate[start : start + 16], "little") if len(xstate) >= start + 16 else 0
         return low | (high << 128)
     if key.startswith("st") and key[2:].isdigit() and int(key[2:]) < 8:
         index = int(key[2:])
-        fp = pt.getfpregs(tid)
         words = fp.st_space[index * 4 : index * 4 + 4]
         return int.from_bytes(struct.pack("<4I", *words)[:10], "little")
     if key in ("mxcsr", "fpcw", "fpsw", "fptw"):
-        fp = pt.getfpregs(tid)
         return int({"mxcsr": fp.mxcsr, "fpcw": fp.cwd, "fpsw": fp.swd, "fptw": fp.ftw}[key])
     raise InvalidOperationError(f"bad register '{key}'")

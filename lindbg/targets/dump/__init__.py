@@ -1,0 +1,1 @@
+"""Crash dumps: ELF core files read (and written) behind the Target interface."""
