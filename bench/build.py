@@ -82,3 +82,18 @@ def python_environment() -> dict[str, str]:
     it (a shell that sets PYTHONDONTWRITEBYTECODE would charge every run with
     compiling lindbg from source)."""
     return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+def timed_command(command: list[str], timeout: float = 300) -> float:
+    """Wall seconds of one run of ``command`` (lindbg through ``python_environment``);
+    a failing run raises, so a broken tool never shows as a fast one."""
+    import time
+
+    start = time.perf_counter()
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False, env=python_environment()
+    )
+    elapsed = time.perf_counter() - start
+    if run.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed: {run.stderr.strip()[-300:]}")
+    return elapsed

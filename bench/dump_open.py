@@ -18,10 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.build import BUILD_DIR, python_environment
+from bench.build import BUILD_DIR, timed_command
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "tests" / "fixtures"
@@ -52,17 +51,6 @@ def kernel_core(program: Path, mib: int, directory: Path) -> Path:
     return cores[0]
 
 
-def _timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    run = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, check=False, env=python_environment()
-    )
-    elapsed = time.perf_counter() - start
-    if run.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed: {run.stderr.strip()[-300:]}")
-    return elapsed
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -77,10 +65,10 @@ def main(argv: list[str]) -> int:
         gdb = ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", str(program), str(core)]
         lindbg = [sys.executable, "-m", "lindbg.cli.lindbg_main", "-z", str(core), "-c", "~* k", "-c", "q"]
         gdb_times, lindbg_times = [], []
-        _timed(lindbg)  # once untimed: Python caches lindbg's bytecode, as it will for users
+        timed_command(lindbg)  # once untimed: Python caches lindbg's bytecode, as it will for users
         for _ in range(rounds):
-            gdb_times.append(_timed(gdb))
-            lindbg_times.append(_timed(lindbg))
+            gdb_times.append(timed_command(gdb))
+            lindbg_times.append(timed_command(lindbg))
     gdb_s, lindbg_s = statistics.median(gdb_times), statistics.median(lindbg_times)
     print(f"{'workload':44} {'gdb -batch':>11} {'lindbg':>11} {'x gdb':>7}")
     label = f"open a {size >> 20} MiB core, every thread's stack"

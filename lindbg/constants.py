@@ -107,6 +107,26 @@ class CES(enum.IntFlag):
     ALL = 0xFFFFFFFF
 
 
+class CodeLevel(enum.IntEnum):
+    """What ``p`` and ``t`` step by (``DEBUG_LEVEL_*``, cdb's ``l+t`` / ``l-t``)."""
+
+    SOURCE = 0
+    ASSEMBLY = 1
+
+
+class SourceOptions(enum.IntFlag):
+    """cdb's ``l+``/``l-`` option bits (``Source options are N:``)."""
+
+    #: 1/t: step and trace by source line (the engine's code level is SOURCE).
+    TRACE_LINES = 0x1
+    #: 2/l: show the source line number at the prompt.
+    LINE_NUMBERS = 0x2
+    #: 4/s: list source code at the prompt.
+    SOURCE = 0x4
+    #: 8/o: only show source code at the prompt (no registers or disassembly).
+    ONLY_SOURCE = 0x8
+
+
 class CDS(enum.IntFlag):
     """``change_debuggee_state`` flags (DEBUG_CDS_*)."""
 

@@ -60,3 +60,16 @@ class DumpFileError(TargetAccessError):
 
 class TimeoutExpiredError(LindbgError):
     """A wait with a timeout ended before the awaited thing happened."""
+
+
+class ExpressionError(LindbgError):
+    """An expression (MASM for ``?``, C++ for ``??``) could not be evaluated;
+    ``str()`` is cdb's message.
+
+    ``position`` is the offset in the evaluated text where the failing token starts
+    (``len(text)`` at the end of the input).
+    """
+
+    def __init__(self, message: str, position: int = 0) -> None:
+        super().__init__(message)
+        self.position = position

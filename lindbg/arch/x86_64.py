@@ -10,6 +10,9 @@ from __future__ import annotations
 import ctypes
 import enum
 
+# NT_X86_XSTATE, the regset holding AVX state (PTRACE_GETREGSET); callers name it x86_64.NT_X86_XSTATE.
+from lindbg.symbols.elfdefs import NT_X86_XSTATE as NT_X86_XSTATE
+
 #: The software breakpoint instruction (int3) and its length.
 BREAKPOINT_INSTRUCTION = b"\xcc"
 BREAKPOINT_LENGTH = 1
@@ -76,10 +79,6 @@ class FpRegs(ctypes.Structure):
 
 #: offsetof(struct user, u_debugreg): PTRACE_PEEKUSER/POKEUSER offset of DR0.
 DEBUGREG_OFFSET = 848
-#: NT_X86_XSTATE, the regset holding AVX state.
-NT_X86_XSTATE = 0x202
-NT_PRSTATUS = 1
-NT_PRFPREG = 2
 #: Offset of the YMM upper halves inside the XSAVE area (standard format).
 XSAVE_YMM_HI_OFFSET = 576
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from lindbg.commands import formatting
 from lindbg.commands.interpreter import CommandError, Interpreter, command
 from lindbg.commands.parser import ParsedCommand
+from lindbg.commands.source import stop_source
 from lindbg.constants import EndFlags, Status
 from lindbg.errors import NoDebuggeeError
 
@@ -62,7 +63,7 @@ def run(interp: Interpreter, status: Status, count: int = 1) -> None:
                 interp.execute(commands)
                 request = interp.resume_request
             if request is None:
-                interp.say(register_block(interp))
+                show_location(interp)
     finally:
         interp.running = False
         interp.resume_request = None
@@ -81,7 +82,25 @@ def _breakpoint_commands(interp: Interpreter) -> str:
 def show_stop(interp: Interpreter) -> None:
     """cdb's stop display: the event line, then the register block and location."""
     show_event(interp)
-    interp.say(register_block(interp))
+    show_location(interp)
+
+
+def show_location(interp: Interpreter) -> None:
+    """What follows the event line: the register block and location, with what the
+    source options add (§22): the ``lsp`` window before the location line (``l+s``),
+    `` [file @ line]`` on it (``l+l``), or only the ``>`` source line (``l+o``)."""
+    source = stop_source(interp)
+    if source is None:
+        interp.say(register_block(interp))
+        return
+    if source.only:
+        interp.say("\n".join(source.window))
+        return
+    # the block always ends with the location line and the instruction line
+    *registers, location, instruction = register_block(interp).split("\n")
+    if source.suffix:
+        location = location.removesuffix(":") + source.suffix + ":"
+    interp.say("\n".join([*registers, *source.window, location, instruction]))
 
 
 def show_event(interp: Interpreter) -> None:
@@ -100,10 +119,12 @@ def show_event(interp: Interpreter) -> None:
             interp.say(f"({event.pid:x}.{event.tid:x}): {event.description} (first chance)")
 
 
-def register_block(interp: Interpreter) -> str:
-    """The `r` block with the location and current instruction (§2)."""
+def register_block(interp: Interpreter, overrides: dict[str, int] | None = None) -> str:
+    """The `r` block with the location and current instruction (§2); ``overrides``
+    replace registers (``.frame /c``: the frame's recovered ones)."""
     client = interp.client
     regs = {name: client.get_register(name) for name in _GENERAL}
+    regs.update(overrides or {})
     rip = regs["rip"]
     location = (client.symbol_at(rip) or formatting.addr17(rip)) + ":"
     listing = client.disassemble(rip, 1)

@@ -49,7 +49,8 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from lindbg.errors import LindbgError, TargetAccessError
+from lindbg.errors import ExpressionError as ExpressionError
+from lindbg.errors import TargetAccessError
 
 __all__ = [
     "EvalContext",
@@ -121,18 +122,6 @@ _UNARY_KEYWORDS = ("not", "hi", "low", "by", "wo", "dwo", "qwo", "poi")
 _MEMORY_SIZES = {"by": 1, "wo": 2, "dwo": 4, "qwo": 8, "poi": 8}
 _STRING_FUNCTIONS = ("$spat", "$scmp", "$sicmp")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
-
-
-class ExpressionError(LindbgError):
-    """A MASM expression could not be evaluated; ``str()`` is cdb's message.
-
-    ``position`` is the offset in the evaluated text where the failing token starts
-    (``len(text)`` at the end of the input).
-    """
-
-    def __init__(self, message: str, position: int = 0) -> None:
-        super().__init__(message)
-        self.position = position
 
 
 class EvalContext(Protocol):

@@ -112,7 +112,9 @@ def _load_families() -> None:
         extension_commands,
         search,
         session,
+        source,
         threads,
+        variables,
     )
 
     _loaded = True

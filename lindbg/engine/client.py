@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lindbg.constants import EndFlags, Status
+from lindbg.constants import CodeLevel, EndFlags, SourceOptions, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.engine import Engine
 from lindbg.engine.extensions import Extension
@@ -25,6 +25,9 @@ from lindbg.symbols.lines import SourceLine
 
 if TYPE_CHECKING:
     from lindbg.commands.interpreter import Interpreter
+    from lindbg.engine.variables import FrameVariables
+    from lindbg.symbols.types import Type
+    from lindbg.symbols.values import Value
 
 _StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
 
@@ -410,6 +413,105 @@ class DebugClient:
 
     def get_symbol_path(self) -> str:
         return ";".join(self._engine.symbols.search_paths)
+
+    # -------------------------------------------------------------- variables
+
+    def set_scope_frame(self, frame: int) -> None:
+        """Make frame ``frame`` of the current thread the local context (``.frame N``)."""
+        self._engine.call(lambda: self._engine.set_scope_frame(frame))
+
+    def get_scope_frame(self) -> int:
+        return self._engine.scope_frame
+
+    def frame_variables(self, frame: int | None = None) -> FrameVariables:
+        """The function and the parameters then locals of a frame (default: the scope
+        frame), each a (kind, Value) pair; what ``dv`` shows."""
+        engine = self._engine
+
+        def collect() -> FrameVariables:
+            number = engine.scope_frame if frame is None else frame
+            return engine.frame_inspector().variables(number)
+
+        return engine.call(collect)  # type: ignore[no-any-return]
+
+    def frame_registers(self, frame: int) -> dict[str, int]:
+        """The registers of frame ``frame`` that the unwinder recovered (rip, rsp and
+        the callee-saved ones; every register for frame 0), by name."""
+        engine = self._engine
+        return engine.call(lambda: engine.frame_inspector().registers(frame))  # type: ignore[no-any-return]
+
+    def arguments(self, frame: int | None = None) -> list[Value]:
+        """The parameters of a frame (default: the scope frame) as Values."""
+        return [value for kind, value in self.frame_variables(frame).entries if kind == "param"]
+
+    def locals(self, frame: int | None = None) -> list[Value]:
+        """The local variables in scope at a frame's pc (innermost block first)."""
+        return [value for kind, value in self.frame_variables(frame).entries if kind == "local"]
+
+    def evaluate(self, expression: str, frame: int | None = None) -> Value:
+        """A C/C++ expression (``??``'s language) at a frame, as a Value.
+
+        Raises:
+            CExprError: a syntax error, an unknown name or type, a bad operation;
+                the message is cdb's (``Couldn't resolve error at 'nosuch'``).
+        """
+        engine = self._engine
+
+        def run() -> Value:
+            number = engine.scope_frame if frame is None else frame
+            return engine.frame_inspector().evaluate(expression, number)
+
+        return engine.call(run)  # type: ignore[no-any-return]
+
+    def type(self, name: str) -> Type:
+        """A type by name (``pair``, ``struct pair``, ``ns::Box<int>``, ``char *``)."""
+        engine = self._engine
+
+        def find() -> Type:
+            found = engine.frame_inspector().find_type(name, engine.scope_frame)
+            if found is None:
+                raise InvalidOperationError(f"Symbol {name} not found.")
+            return found
+
+        return engine.call(find)  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- source
+
+    def set_source_path(self, path: str) -> None:
+        """Directories searched for source files, ';'-separated (cdb's ``.srcpath``);
+        a file's own DWARF path is always tried first."""
+        self._engine.call(lambda: self._engine.set_source_path(path))
+
+    def get_source_path(self) -> str:
+        return ";".join(self._engine.source_path)
+
+    def find_source_file(self, dwarf_path: str) -> str | None:
+        """Where the source file DWARF calls ``dwarf_path`` is on disk (None: not found)."""
+        return self._engine.call(lambda: self._engine.find_source_file(dwarf_path))  # type: ignore[no-any-return]
+
+    def source_text(self, dwarf_path: str) -> list[str] | None:
+        """The lines of a source file named as DWARF names it (None: not found or unreadable)."""
+        return self._engine.call(lambda: self._engine.source_text(dwarf_path))  # type: ignore[no-any-return]
+
+    def get_source_options(self) -> SourceOptions:
+        """cdb's ``l+``/``l-`` bits (``SourceOptions``)."""
+        return self._engine.source_options
+
+    def set_source_options(self, options: int) -> None:
+        """Replace the source option bits; TRACE_LINES makes ``p``/``t`` step by line."""
+        self._engine.call(lambda: self._engine.set_source_options(options))
+
+    def get_code_level(self) -> CodeLevel:
+        return self._engine.code_level
+
+    def set_code_level(self, level: int) -> None:
+        """SOURCE or ASSEMBLY (dbgeng's SetCodeLevel): sets or clears TRACE_LINES."""
+        options = self._engine.source_options
+        if level == CodeLevel.SOURCE:
+            options |= SourceOptions.TRACE_LINES
+        else:
+            options &= ~SourceOptions.TRACE_LINES
+        self.set_source_options(options)
 
     # ------------------------------------------------------------- extensions
 

@@ -30,11 +30,13 @@ from lindbg.constants import (
     CDS,
     CES,
     CSS,
+    CodeLevel,
     EventMask,
     Notify,
     OutputMask,
     ProcessOptions,
     SessionStatus,
+    SourceOptions,
     Status,
 )
 from lindbg.engine import status as status_rules
@@ -50,6 +52,7 @@ from lindbg.engine.handles import (
     ThreadDetails,
 )
 from lindbg.engine.inbox import Doorbell, Inbox
+from lindbg.engine.linestep import LineSpan, LineStep, StepAction
 from lindbg.engine.modules import ProcessModules
 from lindbg.engine.session import Session, SessionInput, SessionState
 from lindbg.engine.symbols import SymbolIndex
@@ -66,6 +69,7 @@ from lindbg.os.linux.signals import is_fatal_by_default, signal_description
 from lindbg.symbols.cfi import CallFrameTable
 from lindbg.symbols.disassembly import Instruction, disassemble_memory
 from lindbg.symbols.lines import SourceLine
+from lindbg.symbols.sourcefiles import SourceFiles
 from lindbg.symbols.stackwalk import RawFrame
 from lindbg.symbols.stackwalk import walk as walk_stack
 from lindbg.targets.base import EventKind, ResumeMode, Target, TargetEvent
@@ -74,11 +78,14 @@ from lindbg.targets.live import LiveTarget
 
 if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
+    from lindbg.engine.variables import FrameInspector
 
 #: Signals that break in by default (cdb's default event filters, Linux names).
 DEFAULT_BREAK_SIGNALS = frozenset({4, 5, 6, 7, 8, 11})  # SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGSEGV
 
 _GO_STATUSES = frozenset({Status.GO, Status.GO_HANDLED, Status.GO_NOT_HANDLED, Status.IGNORE_EVENT})
+#: ret, ret imm16 (and their far forms): the step after them lands in a caller.
+_RETURN_OPCODES = (b"\xc3", b"\xc2", b"\xcb", b"\xca")
 _STEP_STATUSES = frozenset({Status.STEP_INTO, Status.STEP_OVER, Status.STEP_BRANCH})
 _WATCH_KINDS = {
     "e": WatchKind.EXECUTE,
@@ -231,11 +238,21 @@ class Engine:
         self._step_over: _StepOverMark | None = None
         self._modules: dict[int, ProcessModules] = {}
         self.symbols = SymbolIndex(self._process_reader)
+        #: Directories searched for source files whose DWARF path does not exist (``.srcpath``).
+        self.source_path: list[str] = []
+        #: cdb's ``l+``/``l-`` bits; TRACE_LINES mirrors the code level.
+        self.source_options = SourceOptions(0)
+        self.source_files = SourceFiles()
+        #: The frame ``dv``, ``??`` and ``client.locals()`` look at (``.frame N``); any
+        #: execution resets it to 0.
+        self.scope_frame = 0
         self._loader_marks: dict[int, list[_LoaderMark]] = {}
         #: The thread a step in progress steps (events of others may intervene).
         self._step_tid = 0
         #: Steps still to take before a step (``t N``/``p N``) breaks in.
         self._steps_left = 0
+        #: The source-line step in progress (SOURCE code level), if any.
+        self._line_step: LineStep | None = None
         self._unusable_reason: str | None = None
         self._inboxes: dict[int, Inbox] = {}
         self.inbox = self.inbox_for(self.thread_ident)
@@ -379,6 +396,7 @@ class Engine:
 
     def _announce_break(self) -> None:
         self.status = Status.BREAK
+        self._line_step = None
         self._step_tid = 0
         self._notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, Status.BREAK)
         self._notify_extensions(Notify.SESSION_ACCESSIBLE)
@@ -776,6 +794,9 @@ class Engine:
         if status in _STEP_STATUSES:
             self._step_tid = self.current_tid
             self._steps_left = count
+            self._line_step = None
+            if status is not Status.STEP_BRANCH and self.code_level is CodeLevel.SOURCE:
+                self._line_step = self._begin_line_step(self.current_tid, over=status is Status.STEP_OVER)
         if self.status is Status.BREAK:
             self._announce_resume(status)
         else:
@@ -860,16 +881,42 @@ class Engine:
             self._held_signal = None
             if self.status is not Status.GO_HANDLED:
                 target.set_pending_signal(held[0], held[1])
+        self.scope_frame = 0
         status = self.status
         tid = self._step_tid or self.current_tid
         single = status is Status.STEP_INTO or status is Status.STEP_BRANCH
-        if status is Status.STEP_OVER and self._step_over is None:
+        plan = self._line_step
+        if plan is not None and status in _STEP_STATUSES and self._step_over is None:
+            single = True
+            code = self._live.read_memory(self.threads[tid].pid, self._live.get_register(tid, "rip"), 16)
+            if call_instruction_length(code) is not None:
+                if plan.over:
+                    single = not self._plant_step_over(tid)
+                else:
+                    plan.entered_call = True
+            elif code[:1] in _RETURN_OPCODES or code[:2] in (b"\xf3\xc3", b"\xf2\xc3"):
+                plan.returning = True
+        elif status is Status.STEP_OVER and self._step_over is None:
             single = not self._plant_step_over(tid)  # not on a call: one instruction
         target.resume(ResumeMode.STEP if single else ResumeMode.CONTINUE, tid, 0)
 
     def _step_finished(self, pid: int, tid: int) -> bool:
         """One step (or step over a call) completed: take the next or break in."""
         self._clear_step_over()
+        plan = self._line_step
+        if plan is not None and tid == plan.tid and self.status in _STEP_STATUSES:
+            pc = self._live.get_register(tid, "rip")
+            action = plan.decide(pc, self._line_span(pc), self._inline_depth(pc), self._function_start(pc))
+            if action is StepAction.STEP:
+                self._resume()
+                return False
+            if action is StepAction.RUN_TO_RETURN and self._plant_return_mark(tid):
+                self._live.resume(ResumeMode.CONTINUE, tid, 0)
+                return False
+            self._line_step = None
+            if self._steps_left > 1:
+                # `p N` in source mode: N lines, each its own plan
+                self._line_step = self._begin_line_step(tid, over=plan.over)
         self._steps_left -= 1
         target = self._live
         if self._steps_left > 0:
@@ -879,7 +926,7 @@ class Engine:
                 self._steps_left = 0
                 return self._on_breakpoint(TargetEvent(EventKind.BREAKPOINT, pid, tid, sites=owners))
         if self._steps_left > 0 and self.status in _STEP_STATUSES:
-            if self.status is not Status.STEP_OVER and self._steps_left > 1:
+            if self.status is not Status.STEP_OVER and self._steps_left > 1 and self._line_step is None:
                 # the hot part of `t N`: plain steps in the target, no event objects
                 self._steps_left -= target.step_many(tid, self._steps_left - 1, self._has_interrupt)
             self._resume()
@@ -922,6 +969,58 @@ class Engine:
         target.claim_site(thread.pid, mark.address, mark)
         self._step_over = mark
         return True
+
+    def _function_start(self, pc: int) -> int | None:
+        located = self.symbols.locate(self._modules_of(), pc, self._memory_reader())
+        if located is None or located.symbol is None:
+            return None
+        return pc - located.offset
+
+    def _plant_return_mark(self, tid: int) -> bool:
+        """At a function's first instruction: a mark at its return address (``[rsp]``)."""
+        target = self._live
+        thread = self.threads[tid]
+        rsp = target.get_register(tid, "rsp")
+        try:
+            address = int.from_bytes(target.read_memory(thread.pid, rsp, 8), "little")
+        except MemoryAccessError:
+            return False
+        mark = _StepOverMark(thread.pid, tid, address, rsp + 8)
+        target.claim_site(thread.pid, address, mark)
+        self._step_over = mark
+        return True
+
+    def _line_span(self, pc: int) -> LineSpan | None:
+        """The line holding runtime ``pc`` and its same-line span (runtime addresses)."""
+        module = next((m for m in self._modules_of() if m.base <= pc < m.end), None)
+        if module is None:
+            return None
+        lines = self.symbols.of(module, self._memory_reader()).lines
+        if lines is None:
+            return None
+        try:
+            found = lines.line_span(pc - module.bias)
+        except LindbgError:
+            return None
+        if found is None:
+            return None
+        row, low, high = found
+        bias = module.bias
+        return LineSpan(
+            SourceLine(row.file, row.line, row.address + bias, row.is_stmt), low + bias, high + bias
+        )
+
+    def _inline_depth(self, pc: int) -> int:
+        return len(self.symbols.inlined_at(self._modules_of(), pc, self._memory_reader()))
+
+    def _begin_line_step(self, tid: int, *, over: bool) -> LineStep | None:
+        """A source-line step from where ``tid`` is, or None (no line information
+        there: the step is one instruction, as cdb's source mode does)."""
+        pc = self._live.get_register(tid, "rip")
+        span = self._line_span(pc)
+        if span is None:
+            return None
+        return LineStep(tid, over, span, self._inline_depth(pc), self._function_start(pc))
 
     def _clear_step_over(self) -> None:
         mark = self._step_over
@@ -1021,6 +1120,8 @@ class Engine:
         decided = Status.NO_CHANGE
         user_hit = None
         listeners = self._listeners[EventMask.BREAKPOINT]
+        # releasing a mark edits the site's owner list: count them before that
+        alone = len(owners) == 1
         for owner in list(owners):
             if owner.__class__ is _LoaderMark:
                 decided = status_rules.stronger(decided, self._on_loader_mark(owner, event.pid))
@@ -1028,7 +1129,7 @@ class Engine:
             if owner.__class__ is _StepOverMark:
                 if self._step_over_done(owner, event.tid):
                     self._clear_step_over()
-                    if user_hit is None and len(owners) == 1:
+                    if user_hit is None and alone:
                         return self._step_finished(event.pid, event.tid)
                     decided = Status.BREAK
                 continue
@@ -1314,6 +1415,36 @@ class Engine:
         self.symbols.set_search_paths([p for p in path.split(";") if p.strip()])
         self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.PATHS, 0)
 
+    def set_source_path(self, path: str) -> None:
+        """Directories searched for source files (';'-separated, as ``.srcpath``)."""
+        self.check_usable()
+        self.source_path = [p.strip() for p in path.split(";") if p.strip()]
+        self.source_files.forget()
+        self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.PATHS, 0)
+
+    def find_source_file(self, dwarf_path: str) -> str | None:
+        return self.source_files.find(dwarf_path, self.source_path)
+
+    def source_text(self, dwarf_path: str) -> list[str] | None:
+        found = self.find_source_file(dwarf_path)
+        return self.source_files.lines(found) if found is not None else None
+
+    @property
+    def code_level(self) -> CodeLevel:
+        if self.source_options & SourceOptions.TRACE_LINES:
+            return CodeLevel.SOURCE
+        return CodeLevel.ASSEMBLY
+
+    def set_source_options(self, options: int) -> None:
+        """Replace the ``l+``/``l-`` bits; a change of TRACE_LINES is a code-level change."""
+        self.check_usable()
+        before = self.code_level
+        self.source_options = SourceOptions(options & 0xF)
+        if self.code_level is not before:
+            self._notify(
+                EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.CODE_LEVEL, int(self.code_level)
+            )
+
     def symbol_at(self, address: int) -> str | None:
         """cdb's ``module!symbol+0xoff`` for ``address`` (None outside every module)."""
         self._require_session()
@@ -1324,16 +1455,54 @@ class Engine:
         self._require_session()
         return self.symbols.source_line(self._modules_of(), address, self._memory_reader())
 
+    def _raw_stack(self, tid: int, max_frames: int = 256) -> list[RawFrame]:
+        """The unwound frames of stopped thread ``tid`` (no inline frames, no names)."""
+        target = self._require_stopped()
+        thread = self.threads[tid]
+        regs = target.general_registers(tid)
+        registers = {name: int(getattr(regs, name)) for name in GENERAL_REGISTERS}
+        return walk_stack(registers, _AddressSpace(self, thread.pid), max_frames)
+
+    def frame_inspector(self, tid: int | None = None) -> FrameInspector:
+        """Source-level views of thread ``tid``'s frames (variables, expressions)."""
+        from lindbg.engine.variables import FrameInspector  # DWARF variables: loaded on first use
+
+        target = self._require_stopped()
+        tid = self.current_tid if tid is None else tid
+        thread = self.threads.get(tid)
+        if thread is None:
+            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        process_read = target.memory_reader(thread.pid)
+
+        def read(address: int, size: int) -> bytes:
+            # Values read lazily, maybe on a client's thread: through the engine thread
+            data = self.call(lambda: process_read(address, size))
+            if len(data) < size:
+                bad = address + len(data)
+                raise MemoryAccessError(f"memory access error at {bad:#x}", bad)
+            return data  # type: ignore[no-any-return]
+
+        return FrameInspector(
+            self._raw_stack(tid),
+            self._modules_of(thread.pid),
+            self.symbols,
+            read,
+            lambda name: target.get_register(tid, name),
+        )
+
+    def set_scope_frame(self, number: int) -> None:
+        """Make frame ``number`` (as ``k`` numbers them) the local context (``.frame N``)."""
+        self.frame_inspector().frame(number)  # raises for a frame that does not exist
+        self.scope_frame = number
+        self._notify(EventMask.CHANGE_SYMBOL_STATE, "change_symbol_state", CSS.SCOPE, 0)
+
     def stack(self, tid: int | None, max_frames: int | None) -> list[Frame]:
         target = self._require_stopped()
         tid = self.current_tid if tid is None else tid
         thread = self.threads.get(tid)
         if thread is None:
             raise InvalidOperationError(f"thread {tid} is not being debugged")
-        regs = target.general_registers(tid)
-        registers = {name: int(getattr(regs, name)) for name in GENERAL_REGISTERS}
-        space = _AddressSpace(self, thread.pid)
-        raw = walk_stack(registers, space, max_frames or 256)
+        raw = self._raw_stack(tid, max_frames or 256)
         modules = self._modules_of(thread.pid)
         read = target.memory_reader(thread.pid)
         frames: list[Frame] = []

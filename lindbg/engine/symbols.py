@@ -16,8 +16,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from lindbg.engine.handles import Module
+
+if TYPE_CHECKING:
+    from lindbg.symbols.scopes import DebugInfo
 from lindbg.errors import InvalidOperationError, LindbgError
 from lindbg.symbols.cfi import CallFrameTable
 from lindbg.symbols.debugfile import find_debug_file
@@ -76,6 +80,14 @@ class ModuleSymbols:
             if image is not None and image.has_dwarf:
                 return LineTable(image.path)
         return None
+
+    @cached_property
+    def debug_info(self) -> DebugInfo | None:
+        """Scopes, variables and types (pyelftools DIEs, one CU at a time)."""
+        from lindbg.symbols.scopes import DebugInfo  # pyelftools DIEs: loaded on first use
+
+        lines = self.lines
+        return DebugInfo(lines.path, lines) if lines is not None else None
 
     @cached_property
     def inlines(self) -> InlineTable | None:

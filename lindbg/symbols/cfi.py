@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lindbg.errors import LindbgError
+from lindbg.symbols.elfdefs import PT_GNU_EH_FRAME as _PT_GNU_EH_FRAME
+from lindbg.symbols.elfdefs import PT_LOAD as _PT_LOAD
+from lindbg.symbols.elfdefs import SHT_NOBITS as _SHT_NOBITS
 
 __all__ = ["DWARF_REGS", "CallFrameTable", "CfiError", "FrameRow", "register_name"]
 
@@ -95,9 +98,6 @@ _SDATA4 = struct.Struct("<i")
 _MAX_REMEMBER_DEPTH = 64
 
 _WANTED_SECTIONS = (".eh_frame_hdr", ".eh_frame", ".debug_frame")
-_SHT_NOBITS = 8
-_PT_LOAD = 1
-_PT_GNU_EH_FRAME = 0x6474E550
 
 
 class _Cursor:

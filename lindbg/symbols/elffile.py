@@ -15,12 +15,38 @@ failure to understand a file, whatever its cause, is a ``SymbolError`` naming th
 from __future__ import annotations
 
 import os
-import struct
 import zlib
 from functools import cached_property
 from typing import NamedTuple
 
 from lindbg.errors import LindbgError
+from lindbg.symbols.elfdefs import (
+    CHDR,
+    EHDR,
+    ELF_MAGIC,
+    ELFCLASS64,
+    ELFCOMPRESS_ZLIB,
+    ELFCOMPRESS_ZSTD,
+    ELFDATA2LSB,
+    EM_X86_64,
+    ET_NAMES,
+    ET_NONE,
+    NHDR,
+    NT_GNU_BUILD_ID,
+    PHDR,
+    PN_XNUM,
+    PT_LOAD,
+    PT_NOTE,
+    SHDR,
+    SHF_COMPRESSED,
+    SHN_LORESERVE,
+    SHN_XINDEX,
+    SHT_DYNSYM,
+    SHT_NOBITS,
+    SHT_NOTE,
+    SHT_SYMTAB,
+    SYM,
+)
 from lindbg.symbols.symtab import Row, SymbolTable
 
 
@@ -28,28 +54,6 @@ class SymbolError(LindbgError):
     """A file could not be read as an x86-64 ELF image (or a part of it as expected)."""
 
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-_CHDR = struct.Struct("<IIQQ")
-_NHDR = struct.Struct("<III")
-_SYM = struct.Struct("<IBBHQQ")
-
-_ELF_TYPES = {1: "REL", 2: "EXEC", 3: "DYN", 4: "CORE"}
-_EM_X86_64 = 62
-_PT_LOAD = 1
-_PT_NOTE = 4
-_PN_XNUM = 0xFFFF
-_SHT_SYMTAB = 2
-_SHT_NOTE = 7
-_SHT_NOBITS = 8
-_SHT_DYNSYM = 11
-_SHF_COMPRESSED = 0x800
-_SHN_XINDEX = 0xFFFF
-_SHN_LORESERVE = 0xFF00
-_ELFCOMPRESS_ZLIB = 1
-_ELFCOMPRESS_ZSTD = 2
-_NT_GNU_BUILD_ID = 3
 #: The kernel maps segments at page granularity (ELF_PAGESTART), so the first mapping
 #: of an image starts at its first PT_LOAD's vaddr rounded down to a page.
 _PAGE_MASK = ~0xFFF
@@ -119,47 +123,47 @@ class ElfImage:
         return data
 
     def _parse_headers(self, fd: int) -> None:
-        head = os.pread(fd, _EHDR.size, 0)
+        head = os.pread(fd, EHDR.size, 0)
         if not head:
             raise SymbolError(f"{self.path} is not an ELF file (it is empty)")
-        if not head.startswith(b"\x7fELF"):
+        if not head.startswith(ELF_MAGIC):
             raise SymbolError(f"{self.path} is not an ELF file")
-        if len(head) < _EHDR.size:
+        if len(head) < EHDR.size:
             raise SymbolError(f"{self.path} is truncated: {len(head)} bytes, the ELF header needs 64")
         (ident, e_type, machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum,
-         shentsize, shnum, shstrndx) = _EHDR.unpack(head)  # fmt: skip
-        if ident[4] != 2:
+         shentsize, shnum, shstrndx) = EHDR.unpack(head)  # fmt: skip
+        if ident[4] != ELFCLASS64:
             raise SymbolError(f"{self.path} is not a 64-bit ELF file (EI_CLASS {ident[4]}); x86-64 only")
-        if ident[5] != 1:
+        if ident[5] != ELFDATA2LSB:
             raise SymbolError(f"{self.path} is not a little-endian ELF file (EI_DATA {ident[5]})")
-        if machine != _EM_X86_64:
+        if machine != EM_X86_64:
             raise SymbolError(f"{self.path} is not an x86-64 ELF file (e_machine {machine})")
-        if e_type not in _ELF_TYPES:
+        if e_type == ET_NONE or e_type not in ET_NAMES:
             raise SymbolError(f"{self.path} has an unknown ELF type {e_type:#x}")
-        self.elf_type: str = _ELF_TYPES[e_type]
+        self.elf_type: str = ET_NAMES[e_type]
 
         section0: tuple[int, ...] | None = None
         if shoff:
-            if shentsize != _SHDR.size:
-                raise self._fail(f"has section headers of {shentsize} bytes, not {_SHDR.size}")
-            section0 = _SHDR.unpack(self._pread(fd, shoff, _SHDR.size, "section header 0"))
+            if shentsize != SHDR.size:
+                raise self._fail(f"has section headers of {shentsize} bytes, not {SHDR.size}")
+            section0 = SHDR.unpack(self._pread(fd, shoff, SHDR.size, "section header 0"))
             if shnum == 0:
                 shnum = section0[5]  # extended numbering: sh_size of section 0
-            if shstrndx == _SHN_XINDEX:
+            if shstrndx == SHN_XINDEX:
                 shstrndx = section0[6]  # sh_link of section 0
         else:
             shnum = 0
 
-        if phnum == _PN_XNUM and section0 is not None:
+        if phnum == PN_XNUM and section0 is not None:
             phnum = section0[7]  # sh_info of section 0
         segments: list[tuple[int, ...]] = []
         if phoff and phnum:
-            if phentsize != _PHDR.size:
-                raise self._fail(f"has program headers of {phentsize} bytes, not {_PHDR.size}")
-            table = self._pread(fd, phoff, phnum * _PHDR.size, "the program header table")
-            segments = list(_PHDR.iter_unpack(table))
+            if phentsize != PHDR.size:
+                raise self._fail(f"has program headers of {phentsize} bytes, not {PHDR.size}")
+            table = self._pread(fd, phoff, phnum * PHDR.size, "the program header table")
+            segments = list(PHDR.iter_unpack(table))
         self._segments = segments
-        loads = [(s[3], s[6], s[2], s[5], s[7]) for s in segments if s[0] == _PT_LOAD]
+        loads = [(s[3], s[6], s[2], s[5], s[7]) for s in segments if s[0] == PT_LOAD]
         self.load_segments: list[tuple[int, int, int, int]] = [
             (vaddr, memsz, offset, filesz) for vaddr, memsz, offset, filesz, _align in loads
         ]
@@ -167,14 +171,14 @@ class ElfImage:
 
         raw: list[tuple[int, ...]] = []
         if shnum:
-            table = self._pread(fd, shoff, shnum * _SHDR.size, "the section header table")
-            raw = list(_SHDR.iter_unpack(table))
+            table = self._pread(fd, shoff, shnum * SHDR.size, "the section header table")
+            raw = list(SHDR.iter_unpack(table))
         names = b""
         if raw and shstrndx:
             if shstrndx >= len(raw):
                 raise self._fail(f"e_shstrndx {shstrndx} is beyond the {len(raw)} section headers")
             strtab = raw[shstrndx]
-            if strtab[1] != _SHT_NOBITS:
+            if strtab[1] != SHT_NOBITS:
                 names = self._pread(fd, strtab[4], strtab[5], "the section name table")
         sections: list[_Section] = []
         for index, (name_offset, *fields) in enumerate(raw):
@@ -211,25 +215,25 @@ class ElfImage:
 
     def _contents(self, section: _Section) -> bytes | None:
         """A section's bytes as the program sees them (decompressed); None for NOBITS."""
-        if section.type == _SHT_NOBITS:
+        if section.type == SHT_NOBITS:
             return None
         what = f"section {section.name or section.number}"
         data = self._read(section.offset, section.size, what)
-        if section.flags & _SHF_COMPRESSED:
+        if section.flags & SHF_COMPRESSED:
             return self._decompress_gabi(data, what)
         if section.name.startswith(".zdebug"):
             return self._decompress_gnu(data, what)
         return data
 
     def _decompress_gabi(self, data: bytes, what: str) -> bytes:
-        if len(data) < _CHDR.size:
+        if len(data) < CHDR.size:
             raise self._fail(f"{what} is compressed but shorter than its header")
-        kind, _reserved, size, _align = _CHDR.unpack_from(data)
-        if kind == _ELFCOMPRESS_ZSTD:
+        kind, _reserved, size, _align = CHDR.unpack_from(data)
+        if kind == ELFCOMPRESS_ZSTD:
             raise self._fail(f"{what} is compressed with zstd, which lindbg cannot decompress")
-        if kind != _ELFCOMPRESS_ZLIB:
+        if kind != ELFCOMPRESS_ZLIB:
             raise self._fail(f"{what} has an unknown compression type {kind}")
-        return self._inflate(data[_CHDR.size :], size, what)
+        return self._inflate(data[CHDR.size :], size, what)
 
     def _decompress_gnu(self, data: bytes, what: str) -> bytes:
         """The older ``.zdebug_*`` form: ``ZLIB``, a big-endian 64-bit size, zlib data."""
@@ -280,7 +284,7 @@ class ElfImage:
     def has_contents(self, name: str) -> bool:
         """Whether section ``name`` exists with bytes in this file (not NOBITS, not empty)."""
         section = self._section(name)
-        return section is not None and section.type != _SHT_NOBITS and section.size > 0
+        return section is not None and section.type != SHT_NOBITS and section.size > 0
 
     @property
     def section_names(self) -> list[str]:
@@ -300,11 +304,11 @@ class ElfImage:
         ranges: list[tuple[int, int, int, str]] = [
             (s.offset, s.size, 8 if s.addralign == 8 else 4, s.name)
             for s in self._sections
-            if s.type == _SHT_NOTE
+            if s.type == SHT_NOTE
         ]
         if not self._sections:
             ranges = [
-                (p[2], p[5], 8 if p[7] == 8 else 4, "PT_NOTE") for p in self._segments if p[0] == _PT_NOTE
+                (p[2], p[5], 8 if p[7] == 8 else 4, "PT_NOTE") for p in self._segments if p[0] == PT_NOTE
             ]
         notes = []
         for offset, size, align, what in ranges:
@@ -315,9 +319,9 @@ class ElfImage:
     def _parse_notes(self, data: bytes, align: int, what: str) -> list[tuple[bytes, int, bytes]]:
         notes = []
         position = 0
-        while position + _NHDR.size <= len(data):
-            namesz, descsz, kind = _NHDR.unpack_from(data, position)
-            name_at = position + _NHDR.size
+        while position + NHDR.size <= len(data):
+            namesz, descsz, kind = NHDR.unpack_from(data, position)
+            name_at = position + NHDR.size
             desc_at = name_at + ((namesz + 3) & ~3)
             end = desc_at + ((descsz + align - 1) & ~(align - 1))
             if desc_at + descsz > len(data):
@@ -330,7 +334,7 @@ class ElfImage:
     def build_id(self) -> bytes | None:
         """The NT_GNU_BUILD_ID note's bytes: the key to the matching debug file."""
         for name, kind, desc in self._notes():
-            if kind == _NT_GNU_BUILD_ID and name.rstrip(b"\0") == b"GNU" and desc:
+            if kind == NT_GNU_BUILD_ID and name.rstrip(b"\0") == b"GNU" and desc:
                 return desc
         return None
 
@@ -358,7 +362,7 @@ class ElfImage:
         """
         ordered: list[list[Row]] = [[], [], []]  # global/unique, weak, local
         seen: set[tuple[str, int]] = set()
-        for table_type in (_SHT_SYMTAB, _SHT_DYNSYM):
+        for table_type in (SHT_SYMTAB, SHT_DYNSYM):
             for section in self._sections:
                 if section.type == table_type:
                     self._read_symbols(section, ordered, seen)
@@ -366,24 +370,24 @@ class ElfImage:
 
     def _read_symbols(self, section: _Section, ordered: list[list[Row]], seen: set[tuple[str, int]]) -> None:
         what = section.name or f"section {section.number}"
-        if section.entsize not in (0, _SYM.size):
-            raise self._fail(f"{what} has {section.entsize}-byte entries, not {_SYM.size}")
+        if section.entsize not in (0, SYM.size):
+            raise self._fail(f"{what} has {section.entsize}-byte entries, not {SYM.size}")
         data = self._contents(section)
         if data is None:
             return  # NOBITS: a debug file's .dynsym
         if not 0 < section.link < len(self._sections):
             raise self._fail(f"{what} links to string table {section.link}, which does not exist")
         strings = self._contents(self._sections[section.link]) or b""
-        usable = len(data) - len(data) % _SYM.size
+        usable = len(data) - len(data) % SYM.size
         # Names are ASCII in practice: decode the table once, 1:1 (latin-1), so byte
         # offsets index the text directly; only a non-ASCII table decodes name by name.
         text = strings.decode("latin-1")
         ascii_only = strings.isascii()
         find = text.find
         kinds, order = _SYMBOL_KINDS, _BINDING_ORDER
-        for name_offset, info, _other, shndx, value, size in _SYM.iter_unpack(data[:usable]):
+        for name_offset, info, _other, shndx, value, size in SYM.iter_unpack(data[:usable]):
             kind = kinds.get(info & 0xF)
-            if kind is None or not name_offset or (not 0 < shndx < _SHN_LORESERVE and shndx != _SHN_XINDEX):
+            if kind is None or not name_offset or (not 0 < shndx < SHN_LORESERVE and shndx != SHN_XINDEX):
                 continue  # undefined, ABS, COMMON: no address in this image
             end = find("\0", name_offset)
             if end < 0:

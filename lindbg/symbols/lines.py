@@ -352,6 +352,31 @@ class LineTable:
                 return found
         return None
 
+    def units_at(self, address: int) -> list[int]:
+        """The .debug_info offsets of the CUs whose ranges hold link-time ``address``."""
+        self._index()
+        return self._cus_covering(address)
+
+    def line_span(self, address: int) -> tuple[SourceLine, int, int] | None:
+        """The row holding link-time ``address`` and the span ``[low, high)`` of the
+        contiguous rows around it that belong to the same file and line: what one
+        source-line step runs through. None without line information there."""
+        self._index()
+        for cu_offset in self._cus_covering(address):
+            unit = self._unit_at.get(cu_offset)
+            program = self._program(unit) if unit is not None else None
+            if unit is None or program is None:
+                continue
+            rows = self._guard(unit.offset, self._decoded, unit, program)
+            found = _span(rows, address)
+            if found is not None:
+                index, low, high = found
+                file_index, line, is_stmt = rows.info[index]
+                files = program.files
+                path = files[file_index] if 0 <= file_index < len(files) else None
+                return SourceLine(path or "??", line, rows.starts[index], is_stmt), low, high
+        return None
+
     def addresses_of(self, file: str, line: int) -> list[int]:
         """Every is_stmt row address of ``file:line`` (sorted), or of the next line with code.
 
@@ -1017,6 +1042,24 @@ class LineTable:
                 return SourceLine(path if path is not None else "??", line, rows.starts[index], is_stmt)
             index -= 1
         return None
+
+
+def _span(rows: _Rows, address: int) -> tuple[int, int, int] | None:
+    """(row index, low, high): the row holding ``address`` and its same-line neighbours."""
+    index = bisect.bisect_right(rows.starts, address) - 1
+    if index < 0 or rows.ends[index] <= address:
+        return None
+    file_line = rows.info[index][:2]
+    low, high = rows.starts[index], rows.ends[index]
+    before = index - 1
+    while before >= 0 and rows.ends[before] == low and rows.info[before][:2] == file_line:
+        low = rows.starts[before]
+        before -= 1
+    after = index + 1
+    while after < len(rows.starts) and rows.starts[after] == high and rows.info[after][:2] == file_line:
+        high = rows.ends[after]
+        after += 1
+    return index, low, high
 
 
 def _join(comp_dir: str | None, directory: str, name: str) -> str:

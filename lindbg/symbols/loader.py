@@ -12,27 +12,31 @@ and build-ids come from the ELF headers mapped in memory, not from the disk.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lindbg.symbols.elfdefs import AT_BASE as AT_BASE
+from lindbg.symbols.elfdefs import AT_ENTRY as AT_ENTRY
+from lindbg.symbols.elfdefs import AT_PHDR as AT_PHDR
+from lindbg.symbols.elfdefs import AT_PHNUM as AT_PHNUM
+from lindbg.symbols.elfdefs import AT_SYSINFO_EHDR as AT_SYSINFO_EHDR
+from lindbg.symbols.elfdefs import (
+    DT_DEBUG,
+    DT_NULL,
+    EHDR,
+    ELF_MAGIC,
+    NHDR,
+    NT_GNU_BUILD_ID,
+    PHDR,
+    PT_DYNAMIC,
+    PT_LOAD,
+    PT_NOTE,
+    PT_PHDR,
+)
+
 ReadMemory = Callable[[int, int], bytes]
 
-AT_PHDR = 3
-AT_PHNUM = 5
-AT_BASE = 7
-AT_ENTRY = 9
-AT_SYSINFO_EHDR = 33
-
 RT_CONSISTENT = 0
-_PT_LOAD = 1
-_PT_DYNAMIC = 2
-_PT_NOTE = 4
-_PT_PHDR = 6
-_DT_NULL = 0
-_DT_DEBUG = 21
-_NT_GNU_BUILD_ID = 3
-_PHDR = struct.Struct("<IIQQQQQQ")
 _MAX_MODULES = 4096
 
 
@@ -71,14 +75,14 @@ def read_c_string(read: ReadMemory, address: int, limit: int = 4096) -> str:
 
 
 def _program_headers(read: ReadMemory, phdr: int, count: int) -> list[tuple[int, ...]]:
-    data = read(phdr, _PHDR.size * count)
-    return [_PHDR.unpack_from(data, i * _PHDR.size) for i in range(len(data) // _PHDR.size)]
+    data = read(phdr, PHDR.size * count)
+    return [PHDR.unpack_from(data, i * PHDR.size) for i in range(len(data) // PHDR.size)]
 
 
 def _image_from_headers(
     read: ReadMemory, path: str, bias: int, headers: list[tuple[int, ...]]
 ) -> MappedImage:
-    loads = [h for h in headers if h[0] == _PT_LOAD]
+    loads = [h for h in headers if h[0] == PT_LOAD]
     if not loads:
         return MappedImage(path, bias, bias, bias, "")
     start = min(h[3] for h in loads) & ~0xFFF
@@ -86,7 +90,7 @@ def _image_from_headers(
     end = (end + 0xFFF) & ~0xFFF
     build_id = ""
     for h in headers:
-        if h[0] == _PT_NOTE:
+        if h[0] == PT_NOTE:
             build_id = _build_id(read(bias + h[3], min(h[5], 4096))) or build_id
             if build_id:
                 break
@@ -95,11 +99,12 @@ def _image_from_headers(
 
 def _build_id(notes: bytes) -> str:
     offset = 0
-    while offset + 12 <= len(notes):
-        namesz, descsz, kind = struct.unpack_from("<III", notes, offset)
-        name_end = offset + 12 + ((namesz + 3) & ~3)
+    while offset + NHDR.size <= len(notes):
+        namesz, descsz, kind = NHDR.unpack_from(notes, offset)
+        name_start = offset + NHDR.size
+        name_end = name_start + ((namesz + 3) & ~3)
         desc_end = name_end + ((descsz + 3) & ~3)
-        if kind == _NT_GNU_BUILD_ID and notes[offset + 12 : offset + 12 + namesz].rstrip(b"\0") == b"GNU":
+        if kind == NT_GNU_BUILD_ID and notes[name_start : name_start + namesz].rstrip(b"\0") == b"GNU":
             return notes[name_end : name_end + descsz].hex()
         offset = desc_end
     return ""
@@ -107,8 +112,8 @@ def _build_id(notes: bytes) -> str:
 
 def image_at_header(read: ReadMemory, path: str, bias: int, header: int) -> MappedImage:
     """The image whose ELF header is mapped at ``header`` (a shared object, the vDSO)."""
-    ehdr = read(header, 64)
-    if len(ehdr) < 64 or ehdr[:4] != b"\x7fELF":
+    ehdr = read(header, EHDR.size)
+    if len(ehdr) < EHDR.size or ehdr[:4] != ELF_MAGIC:
         return MappedImage(path, bias, header, header, "")
     phoff = int.from_bytes(ehdr[0x20:0x28], "little")
     phnum = int.from_bytes(ehdr[0x38:0x3A], "little")
@@ -119,12 +124,12 @@ def main_executable(read: ReadMemory, auxv: dict[int, int], path: str) -> tuple[
     """The program's own image (from AT_PHDR) and the runtime address of its
     dynamic section (0 for a static program)."""
     headers = _program_headers(read, auxv[AT_PHDR], auxv.get(AT_PHNUM, 0))
-    phdr_vaddr = next((h[3] for h in headers if h[0] == _PT_PHDR), None)
+    phdr_vaddr = next((h[3] for h in headers if h[0] == PT_PHDR), None)
     if phdr_vaddr is None:  # no PT_PHDR: the headers follow the ELF header of the first load
-        first = min((h for h in headers if h[0] == _PT_LOAD), key=lambda h: h[3], default=None)
-        phdr_vaddr = (first[3] + 64) if first is not None else auxv[AT_PHDR]
+        first = min((h for h in headers if h[0] == PT_LOAD), key=lambda h: h[3], default=None)
+        phdr_vaddr = (first[3] + EHDR.size) if first is not None else auxv[AT_PHDR]
     bias = auxv[AT_PHDR] - phdr_vaddr
-    dynamic = next((bias + h[3] for h in headers if h[0] == _PT_DYNAMIC), 0)
+    dynamic = next((bias + h[3] for h in headers if h[0] == PT_DYNAMIC), 0)
     return _image_from_headers(read, path, bias, headers), dynamic
 
 
@@ -134,9 +139,9 @@ def r_debug_from_dynamic(read: ReadMemory, dynamic: int) -> int:
         return 0
     for index in range(512):
         tag = read_u64(read, dynamic + 16 * index)
-        if tag == _DT_NULL:
+        if tag == DT_NULL:
             return 0
-        if tag == _DT_DEBUG:
+        if tag == DT_DEBUG:
             return read_u64(read, dynamic + 16 * index + 8)
     return 0
 

@@ -15,11 +15,12 @@ return address) when it looks sane.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lindbg.errors import MemoryAccessError
 from lindbg.symbols.cfi import DWARF_REGS, CallFrameTable, CfiError, FrameRow
+from lindbg.symbols.dwarf_expr import ExpressionError, RegistersContext, Unavailable, evaluate_value
 
 __all__ = ["DWARF_REGS", "AddressSpace", "RawFrame", "evaluate_expression", "walk"]
 
@@ -28,7 +29,8 @@ _RSP = 7
 _RBP = 6
 _RIP = 16
 _NAME_TO_REGNO = {name: regno for regno, name in DWARF_REGS.items()}
-_MAX_EXPRESSION_STEPS = 10_000
+#: DWARF numbers of the registers a callee preserves (System V x86-64 ABI), and rsp, rip.
+_PRESERVED = frozenset({3, 6, 7, 12, 13, 14, 15, 16})
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,20 @@ class RawFrame:
     sp: int
     return_address: int
     how: str
+    #: The frame's registers by DWARF number as the walk knows them (frame 0: all of
+    #: them; callers: what CFI recovered plus values carried over unchanged, which for
+    #: caller-saved registers may be stale: see ``trusted_registers``).
+    registers: Mapping[int, int] = field(default_factory=dict, compare=False, repr=False)
+    #: The canonical frame address of this frame (from its CFI row), None without CFI.
+    cfa: int | None = None
+
+    def trusted_registers(self, index: int) -> dict[int, int]:
+        """The registers whose values are right in frame ``index`` of its walk:
+        all in frame 0 and after a signal frame; in a caller frame only those the
+        ABI has the callee preserve (rbx, rbp, r12-r15) and rsp and rip."""
+        if index == 0 or self.how == "signal":
+            return dict(self.registers)
+        return {regno: value for regno, value in self.registers.items() if regno in _PRESERVED}
 
 
 class AddressSpace(Protocol):
@@ -79,164 +95,14 @@ def evaluate_expression(
     Raises ``ValueError`` for a malformed or unsupported expression and
     ``MemoryAccessError`` when a DW_OP_deref reads unreadable memory.
     """
-    stack: list[int] = list(initial or [])
-    pos = 0
-    end = len(expression)
-    steps = 0
 
-    def uleb() -> int:
-        nonlocal pos
-        result = shift = 0
-        while True:
-            if pos >= end:
-                raise ValueError("truncated LEB128 in a DWARF expression")
-            byte = expression[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return result
+    def read_memory(address: int, size: int) -> bytes:
+        return int(read_u64(address)).to_bytes(8, "little")[:size]
 
-    def sleb() -> int:
-        start = pos
-        value = uleb()
-        bits = 7 * (pos - start)
-        return value - (1 << bits) if value >> (bits - 1) & 1 else value
-
-    def fixed(size: int, signed: bool) -> int:
-        nonlocal pos
-        if pos + size > end:
-            raise ValueError("truncated operand in a DWARF expression")
-        value = int.from_bytes(expression[pos : pos + size], "little", signed=signed)
-        pos += size
-        return value
-
-    def pop() -> int:
-        if not stack:
-            raise ValueError("DWARF expression stack underflow")
-        return stack.pop()
-
-    def signed(value: int) -> int:
-        return value - (1 << 64) if value >> 63 else value
-
-    def register(regno: int) -> int:
-        if regno not in registers:
-            raise ValueError(f"DWARF expression reads register {regno}, whose value is unknown")
-        return registers[regno]
-
-    while pos < end:
-        steps += 1
-        if steps > _MAX_EXPRESSION_STEPS:
-            raise ValueError("DWARF expression does not terminate")
-        op = expression[pos]
-        pos += 1
-        if 0x30 <= op <= 0x4F:  # DW_OP_lit0..31
-            stack.append(op - 0x30)
-        elif 0x70 <= op <= 0x8F:  # DW_OP_breg0..31
-            stack.append((register(op - 0x70) + sleb()) & _MASK64)
-        elif op == 0x92:  # DW_OP_bregx
-            regno = uleb()
-            stack.append((register(regno) + sleb()) & _MASK64)
-        elif op == 0x03:  # DW_OP_addr
-            stack.append(fixed(8, False))
-        elif op == 0x06:  # DW_OP_deref
-            stack.append(read_u64(pop()))
-        elif op == 0x94:  # DW_OP_deref_size
-            size = fixed(1, False)
-            if not 1 <= size <= 8:
-                raise ValueError(f"DW_OP_deref_size {size}")
-            stack.append(read_u64(pop()) & ((1 << (8 * size)) - 1))
-        elif 0x08 <= op <= 0x0F:  # DW_OP_const1u .. const8s
-            size = 1 << ((op - 0x08) >> 1)
-            stack.append(fixed(size, bool(op & 1)) & _MASK64)
-        elif op == 0x10:  # DW_OP_constu
-            stack.append(uleb() & _MASK64)
-        elif op == 0x11:  # DW_OP_consts
-            stack.append(sleb() & _MASK64)
-        elif op == 0x12:  # DW_OP_dup
-            value = pop()
-            stack += [value, value]
-        elif op == 0x13:  # DW_OP_drop
-            pop()
-        elif op == 0x14:  # DW_OP_over
-            if len(stack) < 2:
-                raise ValueError("DWARF expression stack underflow")
-            stack.append(stack[-2])
-        elif op == 0x15:  # DW_OP_pick
-            index = fixed(1, False)
-            if index >= len(stack):
-                raise ValueError("DWARF expression stack underflow")
-            stack.append(stack[-1 - index])
-        elif op == 0x16:  # DW_OP_swap
-            top, below = pop(), pop()
-            stack += [top, below]
-        elif op == 0x17:  # DW_OP_rot
-            first, second, third = pop(), pop(), pop()
-            stack += [first, third, second]
-        elif op == 0x19:  # DW_OP_abs
-            stack.append(abs(signed(pop())) & _MASK64)
-        elif op == 0x1F:  # DW_OP_neg
-            stack.append(-pop() & _MASK64)
-        elif op == 0x20:  # DW_OP_not
-            stack.append(~pop() & _MASK64)
-        elif op == 0x23:  # DW_OP_plus_uconst
-            stack.append((pop() + uleb()) & _MASK64)
-        elif op in _BINARY:
-            right, left = pop(), pop()
-            stack.append(_BINARY[op](left, right) & _MASK64)
-        elif op == 0x28:  # DW_OP_bra
-            offset = fixed(2, True)
-            if pop() != 0:
-                pos += offset
-        elif op == 0x2F:  # DW_OP_skip
-            pos += fixed(2, True)
-        elif op == 0x96:  # DW_OP_nop
-            pass
-        else:
-            raise ValueError(f"unsupported DWARF expression operation {op:#x}")
-        if not 0 <= pos <= end:
-            raise ValueError("DWARF expression branches outside itself")
-    if not stack:
-        raise ValueError("DWARF expression left an empty stack")
-    return stack[-1]
-
-
-def _s(value: int) -> int:
-    return value - (1 << 64) if value >> 63 else value
-
-
-def _divide(left: int, right: int) -> int:
-    if right == 0:
-        raise ValueError("DWARF expression divides by zero")
-    quotient = abs(_s(left)) // abs(_s(right))
-    return -quotient if (_s(left) < 0) != (_s(right) < 0) else quotient
-
-
-def _modulo(left: int, right: int) -> int:
-    if right == 0:
-        raise ValueError("DWARF expression divides by zero")
-    return left % right
-
-
-_BINARY: dict[int, Any] = {
-    0x1A: lambda a, b: a & b,  # and
-    0x1B: _divide,  # div (signed)
-    0x1C: lambda a, b: a - b,  # minus
-    0x1D: _modulo,  # mod
-    0x1E: lambda a, b: a * b,  # mul
-    0x21: lambda a, b: a | b,  # or
-    0x22: lambda a, b: a + b,  # plus
-    0x24: lambda a, b: a << b if b < 64 else 0,  # shl
-    0x25: lambda a, b: a >> b,  # shr
-    0x26: lambda a, b: _s(a) >> min(b, 63),  # shra
-    0x27: lambda a, b: a ^ b,  # xor
-    0x29: lambda a, b: int(a == b),  # eq
-    0x2A: lambda a, b: int(_s(a) >= _s(b)),  # ge
-    0x2B: lambda a, b: int(_s(a) > _s(b)),  # gt
-    0x2C: lambda a, b: int(_s(a) <= _s(b)),  # le
-    0x2D: lambda a, b: int(_s(a) < _s(b)),  # lt
-    0x2E: lambda a, b: int(a != b),  # ne
-}
+    try:
+        return evaluate_value(expression, RegistersContext(registers, read_memory), initial=initial or ())
+    except (ExpressionError, Unavailable) as error:
+        raise ValueError(str(error)) from error
 
 
 def _row_for(space: AddressSpace, pc: int) -> FrameRow | None:
@@ -293,6 +159,14 @@ def _unwind_cfi(row: FrameRow, registers: dict[int, int], space: AddressSpace) -
     return caller, cfa
 
 
+def _cfa_only(row: FrameRow, registers: dict[int, int], space: AddressSpace) -> int | None:
+    """The CFA of the outermost frame (its return-address rule is undefined)."""
+    try:
+        return _unwind_cfi(row, registers, space)[1]
+    except (_Unwindable, MemoryAccessError):
+        return None
+
+
 def _unwind_frame_pointer(registers: dict[int, int], space: AddressSpace) -> dict[int, int]:
     """The caller's registers from the rbp chain; raises _Unwindable when it looks wrong."""
     rbp = registers.get(_RBP)
@@ -331,6 +205,7 @@ def walk(regs: Mapping[str, int], space: AddressSpace, max_frames: int = 256) ->
         pc, sp = registers[_RIP], registers[_RSP]
         seen.add((pc, sp))
         caller: dict[int, int] | None = None
+        cfa: int | None = None
         next_how = "cfi"
         after_signal = False
         row = _row_for(space, pc if exact_pc else pc - 1)
@@ -340,7 +215,7 @@ def walk(regs: Mapping[str, int], space: AddressSpace, max_frames: int = 256) ->
                 if ra_rule is not None and ra_rule[0] == "undefined":
                     caller = None  # the outermost frame
                 else:
-                    caller, _cfa = _unwind_cfi(row, registers, space)
+                    caller, cfa = _unwind_cfi(row, registers, space)
                     after_signal = row.signal_frame
                     if after_signal:
                         next_how = "signal"
@@ -367,7 +242,9 @@ def walk(regs: Mapping[str, int], space: AddressSpace, max_frames: int = 256) ->
                 or (return_address, caller_sp) in seen
             ):
                 caller = None
-        frames.append(RawFrame(pc, sp, caller[_RIP] if caller is not None else 0, how))
+        if cfa is None and row is not None and caller is None:
+            cfa = _cfa_only(row, registers, space)
+        frames.append(RawFrame(pc, sp, caller[_RIP] if caller is not None else 0, how, registers, cfa))
         if caller is None:
             break
         registers = caller

@@ -8,8 +8,9 @@ so a name that is not UTF-8 survives the round trip back to bytes.
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
+
+from lindbg.symbols.elfdefs import AT_NULL, AUXV_ENTRY
 
 
 def thread_ids(pid: int) -> list[int]:
@@ -72,8 +73,8 @@ def auxv(pid: int) -> dict[int, int]:
     """The auxiliary vector of ``pid`` (AT_* -> value), from /proc/PID/auxv."""
     data = auxv_bytes(pid)
     entries: dict[int, int] = {}
-    for key, value in struct.iter_unpack("<QQ", data[: len(data) // 16 * 16]):
-        if key == 0:
+    for key, value in AUXV_ENTRY.iter_unpack(data[: len(data) - len(data) % AUXV_ENTRY.size]):
+        if key == AT_NULL:
             break
         entries[key] = value
     return entries

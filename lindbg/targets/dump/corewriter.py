@@ -33,47 +33,44 @@ import contextlib
 import errno
 import mmap
 import os
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from lindbg.arch.x86_64 import NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE
 from lindbg.errors import InvalidOperationError, MemoryAccessError
+from lindbg.symbols.elfdefs import (
+    EHDR,
+    ELF64_LSB_IDENT,
+    EM_X86_64,
+    ET_CORE,
+    EV_CURRENT,
+    FILE_ENTRY,
+    FILE_NOTE_HEADER,
+    NHDR,
+    NT_AUXV,
+    NT_FILE,
+    NT_PRFPREG,
+    NT_PRPSINFO,
+    NT_PRSTATUS,
+    NT_SIGINFO,
+    NT_X86_XSTATE,
+    PF_R,
+    PF_W,
+    PF_X,
+    PHDR,
+    PN_XNUM,
+    PRPSINFO,
+    PRSTATUS,
+    PT_LOAD,
+    PT_NOTE,
+    SHDR,
+    SIGINFO_SIZE,
+)
 
 PAGE_SIZE = mmap.PAGESIZE
 
-# ------------------------------------------------------------------ record layouts
-
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-_NHDR = struct.Struct("<III")
-#: elf_prstatus (x86-64, 336 bytes): si_signo, si_code, si_errno, pr_cursig (+2 pad),
-#: pr_sigpend, pr_sighold, pr_pid, pr_ppid, pr_pgrp, pr_sid, four timevals (left 0),
-#: pr_reg, pr_fpvalid (+4 pad).
-_PRSTATUS = struct.Struct("<iiiH2xQQiiii64x216si4x")
-#: elf_prpsinfo (x86-64, 136 bytes): pr_state, pr_sname, pr_zomb, pr_nice (+4 pad),
-#: pr_flag, pr_uid, pr_gid, pr_pid, pr_ppid, pr_pgrp, pr_sid, pr_fname[16], pr_psargs[80].
-_PRPSINFO = struct.Struct("<BcBb4xQIIiiii16s80s")
-_FILE_ENTRY = struct.Struct("<QQQ")
-
-_ELF_IDENT = b"\x7fELF\x02\x01\x01" + bytes(9)  # ELFCLASS64, little-endian, EV_CURRENT, SysV ABI
-_ET_CORE = 4
-_EM_X86_64 = 62
-_PT_LOAD = 1
-_PT_NOTE = 4
-_PF_X, _PF_W, _PF_R = 1, 2, 4
-#: e_phnum's escape value: the real count is then in section header 0's sh_info.
-_PN_XNUM = 0xFFFF
-
-NT_PRPSINFO = 3
-NT_AUXV = 6
-NT_SIGINFO = 0x53494749
-NT_FILE = 0x46494C45
-_SIGINFO_SIZE = 128
 #: The kernel's pr_state numbering is the index of the state letter in this string.
 _STATE_LETTERS = "RSDTZW"
 
@@ -291,18 +288,18 @@ def layout(image: ProcessImage) -> tuple[bytes, list[int], int]:
     """
     notes = build_notes(image)
     count = 1 + len(image.mappings)
-    extended = count >= _PN_XNUM
-    phoff = _EHDR.size + (_SHDR.size if extended else 0)
-    notes_offset = phoff + count * _PHDR.size
+    extended = count >= PN_XNUM
+    phoff = EHDR.size + (SHDR.size if extended else 0)
+    notes_offset = phoff + count * PHDR.size
     offset = _page_up(notes_offset + len(notes))
     offsets = []
-    program_headers = [_PHDR.pack(_PT_NOTE, 0, notes_offset, 0, 0, len(notes), 0, 4)]
+    program_headers = [PHDR.pack(PT_NOTE, 0, notes_offset, 0, 0, len(notes), 0, 4)]
     for mapping in image.mappings:
         offsets.append(offset)
-        flags = (_PF_R if mapping.readable else 0) | (_PF_W if mapping.writable else 0)
-        flags |= _PF_X if mapping.executable else 0
+        flags = (PF_R if mapping.readable else 0) | (PF_W if mapping.writable else 0)
+        flags |= PF_X if mapping.executable else 0
         program_headers.append(
-            _PHDR.pack(_PT_LOAD, flags, offset, mapping.start, 0, mapping.file_size, mapping.size, PAGE_SIZE)
+            PHDR.pack(PT_LOAD, flags, offset, mapping.start, 0, mapping.file_size, mapping.size, PAGE_SIZE)
         )
         offset += mapping.file_size
     header = _elf_header(count, phoff, extended)
@@ -314,13 +311,13 @@ def _elf_header(count: int, phoff: int, extended: bool) -> bytes:
     holds the real count (the kernel's extended numbering)."""
     phnum, shoff, shentsize, shnum = count, 0, 0, 0
     if extended:
-        phnum, shoff, shentsize, shnum = _PN_XNUM, _EHDR.size, _SHDR.size, 1
-    header = _EHDR.pack(
-        _ELF_IDENT, _ET_CORE, _EM_X86_64, 1, 0, phoff, shoff, 0, _EHDR.size, _PHDR.size, phnum,
+        phnum, shoff, shentsize, shnum = PN_XNUM, EHDR.size, SHDR.size, 1
+    header = EHDR.pack(
+        ELF64_LSB_IDENT, ET_CORE, EM_X86_64, EV_CURRENT, 0, phoff, shoff, 0, EHDR.size, PHDR.size, phnum,
         shentsize, shnum, 0,
     )  # fmt: skip
     if extended:
-        header += _SHDR.pack(0, 0, 0, 0, 0, 1, 0, count, 0, 0)  # sh_size: 1 section, sh_info: count
+        header += SHDR.pack(0, 0, 0, 0, 0, 1, 0, count, 0, 0)  # sh_size: 1 section, sh_info: count
     return header
 
 
@@ -333,7 +330,7 @@ def build_notes(image: ProcessImage) -> bytes:
     parts = [_note("CORE", NT_PRSTATUS, _prstatus(image, first))]
     parts.append(_note("CORE", NT_PRPSINFO, _prpsinfo(image)))
     if image.siginfo is not None:
-        parts.append(_note("CORE", NT_SIGINFO, image.siginfo[:_SIGINFO_SIZE].ljust(_SIGINFO_SIZE, b"\0")))
+        parts.append(_note("CORE", NT_SIGINFO, image.siginfo[:SIGINFO_SIZE].ljust(SIGINFO_SIZE, b"\0")))
     parts.append(_note("CORE", NT_AUXV, image.auxv))
     parts.append(_note("CORE", NT_FILE, _file_note(image.mappings)))
     parts.extend(_register_notes(first))
@@ -346,7 +343,7 @@ def build_notes(image: ProcessImage) -> bytes:
 def _note(name: str, kind: int, desc: bytes) -> bytes:
     """One note record: header, NUL-terminated name and desc, each padded to 4 bytes."""
     encoded = name.encode() + b"\0"
-    header = _NHDR.pack(len(encoded), len(desc), kind)
+    header = NHDR.pack(len(encoded), len(desc), kind)
     return b"".join([header, encoded, _padding(len(encoded)), desc, _padding(len(desc))])
 
 
@@ -365,8 +362,9 @@ def _prstatus(image: ProcessImage, thread: ThreadImage) -> bytes:
     """elf_prstatus as fill_prstatus() leaves it: si_signo = pr_cursig = the signal,
     signal masks and times 0 (as gcore writes them), the registers, FP state valid."""
     signal = thread.signal
-    return _PRSTATUS.pack(
-        signal, 0, 0, signal, 0, 0, thread.tid, image.ppid, image.pgrp, image.sid, thread.registers, 1
+    times = bytes(64)  # pr_utime, pr_stime, pr_cutime, pr_cstime: four timevals
+    return PRSTATUS.pack(
+        signal, 0, 0, signal, 0, 0, thread.tid, image.ppid, image.pgrp, image.sid, times, thread.registers, 1
     )
 
 
@@ -374,7 +372,7 @@ def _prpsinfo(image: ProcessImage) -> bytes:
     """elf_prpsinfo as fill_psinfo() fills it (pr_state numbered by "RSDTZW")."""
     letter = image.state[:1] or "R"
     state = _STATE_LETTERS.find(letter.upper())
-    return _PRPSINFO.pack(
+    return PRPSINFO.pack(
         max(state, 0), letter.encode(), letter == "Z", image.nice, image.flags, image.uid, image.gid,
         image.pid, image.ppid, image.pgrp, image.sid,
         _c_string(image.fname, 16), _c_string(image.psargs, 80),
@@ -390,9 +388,9 @@ def _file_note(mappings: list[MappingImage]) -> bytes:
     """NT_FILE: count, page size, (start, end, file offset in pages) of every mapping
     of a file, then their NUL-terminated paths."""
     files = [m for m in mappings if m.is_file]
-    entries = b"".join(_FILE_ENTRY.pack(m.start, m.end, m.file_offset // PAGE_SIZE) for m in files)
+    entries = b"".join(FILE_ENTRY.pack(m.start, m.end, m.file_offset // PAGE_SIZE) for m in files)
     names = b"".join(m.path.encode(errors="surrogateescape") + b"\0" for m in files)
-    return struct.pack("<QQ", len(files), PAGE_SIZE) + entries + names
+    return FILE_NOTE_HEADER.pack(len(files), PAGE_SIZE) + entries + names
 
 
 def _page_up(offset: int) -> int:

@@ -22,20 +22,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from lindbg.arch.x86_64 import NT_X86_XSTATE
 from lindbg.errors import MemoryAccessError, TargetAccessError
 from lindbg.os.linux import procfs
 from lindbg.os.linux import ptrace as pt
+from lindbg.symbols.elfdefs import ELF_MAGIC, NT_X86_XSTATE, SIGINFO_SIZE
 from lindbg.targets.dump.corewriter import PAGE_SIZE, MappingImage, ProcessImage, ThreadImage
 from lindbg.targets.live.target import LiveTarget
 
 #: Bytes asked for with PTRACE_GETREGSET(NT_X86_XSTATE): more than any XSAVE area
 #: (AMX tiles included); the kernel trims the reply to the real size.
 _XSTATE_REQUEST = 16384
-_SIGINFO_SIZE = 128
 _PSARGS_LENGTH = 79
 _COMM_LENGTH = 15
-_ELF_MAGIC = b"\x7fELF"
 #: VmFlags of mappings never read: VM_IO and VM_PFNMAP (device memory; reading may
 #: have side effects or fault).
 _NEVER_FLAGS = frozenset({"io", "pf"})
@@ -126,7 +124,7 @@ def _xstate(tid: int) -> bytes | None:
 def _siginfo(tid: int) -> bytes | None:
     """The 128-byte siginfo_t ``tid`` is stopped with, or None if it has none."""
     try:
-        return bytes(pt.getsiginfo(tid))[:_SIGINFO_SIZE].ljust(_SIGINFO_SIZE, b"\0")
+        return bytes(pt.getsiginfo(tid))[:SIGINFO_SIZE].ljust(SIGINFO_SIZE, b"\0")
     except OSError:
         return None
 
@@ -186,5 +184,5 @@ def _written(mapping: procfs.MemoryMapping, is_file: bool) -> bool:
 
 def _starts_with_elf(target: LiveTarget, pid: int, address: int) -> bool:
     with contextlib.suppress(MemoryAccessError):
-        return target.read_memory(pid, address, len(_ELF_MAGIC)) == _ELF_MAGIC
+        return target.read_memory(pid, address, len(ELF_MAGIC)) == ELF_MAGIC
     return False

@@ -1,0 +1,104 @@
+"""Stepping by source line (``p`` and ``t`` at the SOURCE code level).
+
+A line step runs the thread one instruction at a time through the address span of
+the current line, the way gdb's ``next``/``step`` do, and decides after every
+instruction what comes next. The decisions are here, apart from the engine's
+ptrace plumbing, so they can be read (and tested) as rules:
+
+- Inside the span of the line the step started on: go on.
+- On a call: ``p`` runs over it to the return address (one breakpoint, no single
+  steps through the callee); ``t`` steps in, and if the callee has line
+  information steps through its prologue line, so it stops at the first line of
+  the body; a callee without line information (a PLT stub, a library without
+  DWARF) is run over as ``p`` does.
+- At the start of an ``is_stmt`` row of a different line: stop.
+- In the middle of a line (a jump into a line): take that line's span and go on.
+- A return into a different function takes the caller's whole line (its
+  same-line rows together) and goes on, so the stop is at the start of the
+  caller's next line; a return into the same function (recursion) follows the
+  rules above, so it stops at the caller's row of the call line. Both are what
+  gdb 13 does.
+- ``p`` does not stop inside an inlined call made on the stepped line: it goes on
+  while the pc is deeper in inlined calls than where it started.
+- In code without line information (returned out of the last frame with lines):
+  stop there.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from lindbg.symbols.lines import SourceLine
+
+__all__ = ["LineSpan", "LineStep", "StepAction"]
+
+
+class StepAction(enum.Enum):
+    #: single-step one more instruction
+    STEP = "step"
+    #: run to the return address of the function just entered, then decide again
+    RUN_TO_RETURN = "run-to-return"
+    #: the line step is complete
+    STOP = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpan:
+    """The row holding a pc (runtime addresses) and its same-line span ``[low, high)``."""
+
+    row: SourceLine
+    low: int
+    high: int
+
+
+class LineStep:
+    """One source-line step of thread ``tid`` in progress."""
+
+    def __init__(self, tid: int, over: bool, span: LineSpan, inline_depth: int, function: int | None) -> None:
+        self.tid = tid
+        self.over = over
+        self.file = span.row.file
+        self.line = span.row.line
+        self.low = span.low
+        self.high = span.high
+        self.inline_depth = inline_depth
+        self.function = function
+        #: set by the engine when the instruction just stepped was a call
+        self.entered_call = False
+        #: set by the engine when the instruction just stepped was a return
+        self.returning = False
+
+    def decide(self, pc: int, span: LineSpan | None, inline_depth: int, function: int | None) -> StepAction:
+        """What to do now that the thread is at ``pc`` (``span``: its line, if any;
+        ``function``: the start address of the function holding it, if known)."""
+        entered, returned = self.entered_call, self.returning
+        self.entered_call = self.returning = False
+        if entered:
+            if span is None or self.over:
+                return StepAction.RUN_TO_RETURN
+            self._take(span, inline_depth, function)  # run through the callee's prologue line
+            return StepAction.STEP
+        if self.low <= pc < self.high:
+            return StepAction.STEP
+        if span is None:
+            return StepAction.STOP
+        if returned and function != self.function:
+            self._take(span, inline_depth, function)
+            return StepAction.STEP
+        if self.over and inline_depth > self.inline_depth:
+            return StepAction.STEP  # inside an inlined call made on the stepped line
+        row = span.row
+        at_row_start = pc == row.address
+        if at_row_start and row.is_stmt and (row.file, row.line) != (self.file, self.line):
+            return StepAction.STOP
+        self._take(span, inline_depth, function)
+        return StepAction.STEP
+
+    def _take(self, span: LineSpan, inline_depth: int, function: int | None) -> None:
+        self.file = span.row.file
+        self.line = span.row.line
+        self.low = span.low
+        self.high = span.high
+        self.inline_depth = inline_depth
+        self.function = function

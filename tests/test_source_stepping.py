@@ -1,0 +1,189 @@
+"""Stepping by source line (SOURCE code level): the sequence of lines lindbg stops
+at, compared with gdb's ``step`` and ``next`` over the same program from the same
+line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from conftest import FIXTURE_SOURCES, Harness, Recorder
+
+from lindbg import Status
+from lindbg.constants import CES, CodeLevel, EventMask, SourceOptions
+
+SOURCE = "stepping.c"
+
+
+def _line_of(path: str, text: str) -> int:
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if text in line:
+                return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def gdb_stops(program: str, start_line: int, command: str, count: int) -> list[tuple[str, int]]:
+    """(function, line) where gdb stands after a breakpoint at ``start_line`` and
+    then after each of ``count`` ``command``s (stops outside the fixture's file end it)."""
+    args = [
+        "gdb",
+        "-batch",
+        "-nx",
+        "-ex",
+        "set pagination off",
+        "-ex",
+        f"break {SOURCE}:{start_line}",
+        "-ex",
+        "run",
+    ]
+    args += [item for _ in range(count) for item in ("-ex", command)]
+    output = subprocess.run([*args, program], capture_output=True, text=True, timeout=120, check=False).stdout
+    stops: list[tuple[str, int]] = []
+    function = "?"
+    for text in output.splitlines():
+        header = re.match(r"^(?:Breakpoint \d+, )?(\w+) \(.*\) at (\S+):(\d+)$", text)
+        if header:
+            function = header.group(1)
+            if not header.group(2).endswith(SOURCE):
+                break
+            continue
+        row = re.match(r"^(\d+)\t", text)
+        if row:
+            stops.append((function, int(row.group(1))))
+    return stops
+
+
+def lindbg_stops(harness: Harness, start_line: int, status: Status, count: int) -> list[tuple[str, int]]:
+    harness.launch("stepping")
+    bp = harness.client.add_breakpoint(f"{SOURCE}:{start_line}")
+    harness.go()
+    harness.client.remove_breakpoint(bp)
+    harness.client.set_code_level(CodeLevel.SOURCE)
+    stops = [_where(harness)]
+    for _ in range(count):
+        harness.go(status)
+        if harness.client.get_execution_status() != Status.BREAK:
+            break
+        stop = _where(harness)
+        if stop[1] == 0:
+            break
+        stops.append(stop)
+    return stops
+
+
+def _where(harness: Harness) -> tuple[str, int]:
+    line = harness.client.source_line(harness.rip())
+    if line is None or not line.file.endswith(SOURCE):
+        return ("?", 0)
+    function = harness.client.stack(max_frames=1)[0].function or "?"
+    return (function, line.line)
+
+
+def _until(stops: list[tuple[str, int]], last: tuple[str, int]) -> list[tuple[str, int]]:
+    return stops[: stops.index(last) + 1] if last in stops else stops
+
+
+def test_next_matches_gdb(harness: Harness) -> None:
+    program = harness.programs.path("stepping")
+    start = _line_of(_source(harness), "struct pair pairs[3]")
+    expected = gdb_stops(program, start, "next", 6)
+    assert len(expected) == 7, expected
+    assert lindbg_stops(harness, start, Status.STEP_OVER, 6) == expected
+
+
+def test_step_matches_gdb_through_calls_returns_and_recursion(harness: Harness) -> None:
+    program = harness.programs.path("stepping")
+    source = _source(harness)
+    start = _line_of(source, "struct pair pairs[3]")
+    # up to the last iteration of walk's loop: before the inlined call to twice
+    # (gdb first stops on the call line there, lindbg at the inlined body: see
+    # test_step_into_an_inlined_call)
+    last = ("walk", _line_of(source, "for (int i = 0; i < count; i++)"))
+    expected = _until(gdb_stops(program, start, "step", 40), last)
+    got = lindbg_stops(harness, start, Status.STEP_INTO, len(expected) - 1)
+    assert got == expected
+    assert ("factorial", _line_of(source, "return 1;")) in got  # the recursion went deep
+
+
+def test_step_into_an_inlined_call(harness: Harness) -> None:
+    program = harness.programs.path("stepping")
+    source = _source(harness)
+    start = _line_of(source, "struct pair pairs[3]")
+    call_line = _line_of(source, "total += twice(total);")
+    body = _line_of(source, "int doubled = v * 2;")
+    expected = _until(gdb_stops(program, start, "step", 60), ("walk", _line_of(source, "return total;")))
+    entry = expected.index(("twice", body))
+    # gdb stops once on the call line at the inlined call's first instruction
+    # (a virtual frame), then "steps into" it without running; t goes straight
+    # to the inlined body's first line, as WinDbg does
+    assert expected[entry - 1] == ("walk", call_line)
+    del expected[entry - 1]
+    assert lindbg_stops(harness, start, Status.STEP_INTO, len(expected) - 1) == expected
+
+
+def test_next_steps_over_an_inlined_call(harness: Harness) -> None:
+    source = _source(harness)
+    start = _line_of(source, "total += twice(total);")
+    stops = lindbg_stops(harness, start, Status.STEP_OVER, 1)
+    assert stops == [("walk", start), ("walk", _line_of(source, "return total;"))]
+
+
+def test_a_breakpoint_inside_a_stepped_over_call_stops_the_step(harness: Harness) -> None:
+    source = _source(harness)
+    harness.launch("stepping")
+    start = harness.client.add_breakpoint(f"{SOURCE}:{_line_of(source, 'int x = add(1, 2);')}")
+    harness.go()
+    harness.client.remove_breakpoint(start)
+    inner = harness.client.add_breakpoint("stepping!add")
+    harness.client.set_code_level(CodeLevel.SOURCE)
+    harness.go(Status.STEP_OVER)
+    event = harness.client.get_last_event()
+    assert event is not None and event.kind == "breakpoint" and event.breakpoint_id == inner.id
+    assert harness.rip() == harness.symbol("stepping", "add")
+
+
+def test_p_with_a_count_steps_that_many_lines(harness: Harness) -> None:
+    source = _source(harness)
+    start = _line_of(source, "struct pair pairs[3]")
+    harness.launch("stepping")
+    bp = harness.client.add_breakpoint(f"{SOURCE}:{start}")
+    harness.go()
+    harness.client.remove_breakpoint(bp)
+    harness.client.set_code_level(CodeLevel.SOURCE)
+    harness.client.set_execution_status(Status.STEP_OVER, 3)
+    assert harness.client.wait_for_event(timeout=10)
+    assert _where(harness) == ("main", _line_of(source, "int w = walk(pairs, 3);"))
+
+
+def test_assembly_level_steps_one_instruction(harness: Harness) -> None:
+    source = _source(harness)
+    start = _line_of(source, "struct pair pairs[3]")
+    harness.launch("stepping")
+    bp = harness.client.add_breakpoint(f"{SOURCE}:{start}")
+    harness.go()
+    harness.client.remove_breakpoint(bp)
+    assert harness.client.get_code_level() is CodeLevel.ASSEMBLY
+    before = harness.rip()
+    harness.go(Status.STEP_OVER)
+    assert _where(harness) == ("main", start)
+    assert harness.rip() != before
+
+
+def test_the_code_level_is_an_engine_state_change(harness: Harness) -> None:
+    recorder = Recorder(EventMask.CHANGE_ENGINE_STATE)
+    harness.client.set_event_callbacks(recorder)
+    harness.client.set_code_level(CodeLevel.SOURCE)
+    assert harness.client.get_source_options() & SourceOptions.TRACE_LINES
+    harness.client.set_code_level(CodeLevel.ASSEMBLY)
+    changes = [
+        entry for entry in recorder.log if entry[0] == "change_engine_state" and entry[1] == CES.CODE_LEVEL
+    ]
+    assert changes == [
+        ("change_engine_state", CES.CODE_LEVEL, CodeLevel.SOURCE),
+        ("change_engine_state", CES.CODE_LEVEL, CodeLevel.ASSEMBLY),
+    ]
+
+
+def _source(harness: Harness) -> str:
+    return str(FIXTURE_SOURCES / SOURCE)
