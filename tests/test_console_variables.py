@@ -102,3 +102,17 @@ def test_frame_selects_the_caller_for_dv_and_resets_on_execution(programs: Progr
     # `p` ran the target (total += twice(total): 9 + 18): the context is frame 0 again
     last = out.split("0:000> dv")[-1].splitlines()
     assert "          total = 0n27" in last
+
+
+def test_x_shows_dwarf_types_of_functions_and_the_locals(programs: Programs) -> None:
+    out = _run(programs, "x stepping!walk", "x /t stepping!add", "x *", "x /t libc!qsort")
+    address = programs.symbol("stepping", "walk")
+    assert after(out, "x stepping!walk") == [f"00000000`{address:08x} stepping!walk (struct pair *, int)"]
+    assert after(out, "x /t stepping!add")[0].endswith(" int stepping!add (int, int)")
+    local_rows = after(out, "x *")
+    assert [row.split()[-3] for row in local_rows] == ["p", "count", "total"]
+    assert local_rows[1].endswith("count = 0n3")
+    # libc's own DWARF (its debug file): found through the symbol's address, one unit read
+    assert after(out, "x /t libc!qsort")[0].endswith(
+        " void libc!qsort (void *, size_t, size_t, __compar_fn_t)"
+    )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lindbg.commands import expr, formatting
 from lindbg.commands.interpreter import CommandError, Interpreter, command
 from lindbg.commands.parser import ParsedCommand
 from lindbg.errors import LindbgError, MemoryAccessError
+
+if TYPE_CHECKING:
+    from lindbg.engine.variables import SymbolDescription
 
 _PSEUDO = {"$ip": "rip", "$csp": "rsp", "$retreg": "rax"}
 
@@ -260,8 +265,38 @@ def nearest(interp: Interpreter, parsed: ParsedCommand) -> None:
 
 @command("x")
 def examine(interp: Interpreter, parsed: ParsedCommand) -> None:
-    pattern = parsed.args.strip()
+    """``x [/t] [/v] mod!pattern``: symbols with DWARF's types and values; ``x *``:
+    the scope frame's locals, as ``dv /v`` shows them."""
+    words = parsed.args.split()
+    flags = {w[1:] for w in words if w.startswith("/")}
+    pattern = " ".join(w for w in words if not w.startswith("/"))
     if not pattern:
         raise CommandError("Syntax")
-    for name, address in interp.client.find_symbols(pattern):
-        interp.say(f"{formatting.addr17(address)} {name} (<no parameter info>)")
+    if pattern == "*":
+        from lindbg.commands.valueview import dv_lines
+
+        entries = [(kind, value, None) for kind, value in interp.client.frame_variables().entries]
+        lines = dv_lines(entries, show_type="t" in flags, show_location=True, show_kind="v" in flags)
+        interp.say("\n".join(lines) if lines else "")
+        return
+    for name, address, about in interp.client.describe_symbols(pattern):
+        interp.say(_symbol_row(name, address, about, typed="t" in flags, verbose="v" in flags))
+
+
+def _symbol_row(name: str, address: int, about: SymbolDescription, *, typed: bool, verbose: bool) -> str:
+    """One ``x`` row: addr17, [kind and size], [type], name, then parameters or value."""
+    from lindbg.commands.valueview import dv_value_text
+
+    prefix = formatting.addr17(address)
+    if verbose:
+        size = about.type.size if about.kind == "data" and about.type is not None else None
+        kind = {"function": "func", "data": "global"}.get(about.kind, "sym")
+        prefix += f" prv {kind:<6} {size or 0:>4x}" if size is not None else f" prv {kind:<6}     "
+    if about.kind == "function" and about.parameters is not None:
+        returns = about.type.c_name() + " " if typed and about.type is not None else ""
+        arguments = ", ".join(t.c_name() for t in about.parameters) or "void"
+        return f"{prefix} {returns}{name} ({arguments})"
+    if about.kind == "data" and about.type is not None and about.value is not None:
+        kind_text = about.type.c_name() + " " if typed else ""
+        return f"{prefix} {kind_text}{name} = {dv_value_text(about.value)}"
+    return f"{prefix} {name} (<no parameter info>)"

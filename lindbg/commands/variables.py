@@ -176,7 +176,7 @@ def frame(interp: Interpreter, parsed: ParsedCommand) -> None:
     if words:
         client.set_scope_frame(evaluate(interp, words[0]))
     number = client.get_scope_frame()
-    frames = client.stack()
+    frames = client.stack(max_frames=number + 1)  # the walk stops at the frame shown
     if not 0 <= number < len(frames):
         raise InvalidOperationError(f"frame {number:x} does not exist")
     chosen = frames[number]

@@ -25,7 +25,7 @@ from lindbg.symbols.lines import SourceLine
 
 if TYPE_CHECKING:
     from lindbg.commands.interpreter import Interpreter
-    from lindbg.engine.variables import FrameVariables
+    from lindbg.engine.variables import FrameVariables, SymbolDescription
     from lindbg.symbols.types import Type
     from lindbg.symbols.values import Value
 
@@ -439,6 +439,21 @@ class DebugClient:
         the callee-saved ones; every register for frame 0), by name."""
         engine = self._engine
         return engine.call(lambda: engine.frame_inspector().registers(frame))  # type: ignore[no-any-return]
+
+    def describe_symbols(self, pattern: str) -> list[tuple[str, int, SymbolDescription]]:
+        """``find_symbols`` with what DWARF says of each (``x``): a function's
+        parameter and return types, a data symbol's type and value."""
+        engine = self._engine
+
+        def run() -> list[tuple[str, int, SymbolDescription]]:
+            found = engine.find_symbols(pattern)
+            inspector = engine.frame_inspector()
+            return [
+                (name, address, inspector.describe(name.split("!", 1)[-1], address))
+                for name, address in found
+            ]
+
+        return engine.call(run)  # type: ignore[no-any-return]
 
     def arguments(self, frame: int | None = None) -> list[Value]:
         """The parameters of a frame (default: the scope frame) as Values."""

@@ -73,7 +73,6 @@ from lindbg.symbols.sourcefiles import SourceFiles
 from lindbg.symbols.stackwalk import RawFrame
 from lindbg.symbols.stackwalk import walk as walk_stack
 from lindbg.targets.base import EventKind, ResumeMode, Target, TargetEvent
-from lindbg.targets.dump.target import DumpTarget
 from lindbg.targets.live import LiveTarget
 
 if TYPE_CHECKING:
@@ -246,6 +245,10 @@ class Engine:
         #: The frame ``dv``, ``??`` and ``client.locals()`` look at (``.frame N``); any
         #: execution resets it to 0.
         self.scope_frame = 0
+        #: Bumped whenever frames may have changed (a resume, a register write): the
+        #: cached FrameInspector of the last question is valid while it stays the same.
+        self._generation = 0
+        self._inspector: tuple[tuple[int, int], FrameInspector] | None = None
         self._loader_marks: dict[int, list[_LoaderMark]] = {}
         #: The thread a step in progress steps (events of others may intervene).
         self._step_tid = 0
@@ -493,6 +496,8 @@ class Engine:
         self.check_usable()
         if self.target is not None:
             raise InvalidOperationError("a session is active: end it before opening a dump file")
+        from lindbg.targets.dump.target import DumpTarget  # cores: loaded when one is opened
+
         target = DumpTarget(path, image_dirs)
         self.target = target
         self.output(OutputMask.NORMAL, f"Loading Dump File [{path}]\n")
@@ -737,6 +742,8 @@ class Engine:
 
     def _finish_session(self, what: SessionInput) -> None:
         reason = self.session.apply(what)
+        self._inspector = None
+        self._generation += 1
         for bp in self.breakpoints.values():
             bp.is_valid = False
             bp.placement = None
@@ -882,6 +889,7 @@ class Engine:
             if self.status is not Status.GO_HANDLED:
                 target.set_pending_signal(held[0], held[1])
         self.scope_frame = 0
+        self._generation += 1
         status = self.status
         tid = self._step_tid or self.current_tid
         single = status is Status.STEP_INTO or status is Status.STEP_BRANCH
@@ -1469,6 +1477,9 @@ class Engine:
 
         target = self._require_stopped()
         tid = self.current_tid if tid is None else tid
+        cached = self._inspector
+        if cached is not None and cached[0] == (tid, self._generation):
+            return cached[1]
         thread = self.threads.get(tid)
         if thread is None:
             raise InvalidOperationError(f"thread {tid} is not being debugged")
@@ -1482,13 +1493,16 @@ class Engine:
                 raise MemoryAccessError(f"memory access error at {bad:#x}", bad)
             return data  # type: ignore[no-any-return]
 
-        return FrameInspector(
+        inspector = FrameInspector(
             self._raw_stack(tid),
             self._modules_of(thread.pid),
             self.symbols,
             read,
             lambda name: target.get_register(tid, name),
         )
+        # kept until anything could change the frames: a resume, a register write
+        self._inspector = ((tid, self._generation), inspector)
+        return inspector
 
     def set_scope_frame(self, number: int) -> None:
         """Make frame ``number`` (as ``k`` numbers them) the local context (``.frame N``)."""
@@ -1606,6 +1620,7 @@ class Engine:
     def write_memory(self, address: int, data: bytes) -> None:
         target = self._require_live("write memory")
         target.write_memory(self.current_pid, address, bytes(data))
+        self._generation += 1
         self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.DATA, address)
 
     def get_register(self, name: str, tid: int | None) -> int:
@@ -1615,6 +1630,7 @@ class Engine:
     def set_register(self, name: str, value: int, tid: int | None) -> None:
         target = self._require_live("change registers")
         target.set_register(self.current_tid if tid is None else tid, name, value)
+        self._generation += 1
         self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.REGISTERS, 0)
 
     def set_current_thread(self, tid: int) -> None:

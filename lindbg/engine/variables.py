@@ -237,6 +237,20 @@ class FrameView:
     link_pc: int
 
 
+#: A module with more units than this is not searched by name for ``x``'s values.
+_MAX_NAME_SEARCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolDescription:
+    """``x /t``'s view of a symbol: ``kind`` "function", "data" or "unknown"."""
+
+    kind: str
+    type: Type | None  # a function's return type, a data symbol's type
+    value: Value | None  # a data symbol's value
+    parameters: list[Type] | None  # a function's parameter types
+
+
 class FrameInspector:
     """Source-level views of one stopped thread's frames, made for one question and
     dropped (they hold the registers of this stop)."""
@@ -365,6 +379,28 @@ class FrameInspector:
     def _global_value(self, variable: Variable, module: Module, info: DebugInfo) -> Value:
         # a global's location is an expression (DW_OP_addr): no pc, no frame
         return value_of(variable, _GlobalContext(self._read, module.bias, info), 0)
+
+    def describe(self, name: str, address: int) -> SymbolDescription:
+        """What DWARF says of symbol ``name`` at runtime ``address`` (``x /t``): a
+        function's return and parameter types, or a data symbol's typed value. Data
+        symbols are looked up by name only in modules of at most ``_MAX_NAME_SEARCH``
+        units (a by-name search reads every unit's top level)."""
+        module = next((m for m in self._modules if m.base <= address < m.end), None)
+        info = self._symbols.of(module, self._read).debug_info if module is not None else None
+        if module is None or info is None:
+            return SymbolDescription("unknown", None, None, None)
+        function = info.function_at(address - module.bias)
+        if function is not None and info.ranges_of(function)[0][0] == address - module.bias:
+            parameters = [info.type_of(p) for p in info.parameters_of(function)]
+            returns = info.types.type_of(info.origin_of(function))
+            return SymbolDescription("function", returns, None, parameters)
+        if info.unit_count <= _MAX_NAME_SEARCH:
+            variable = info.find_global(name)
+            if variable is not None:
+                return SymbolDescription(
+                    "data", info.type_of(variable), self._global_value(variable, module, info), None
+                )
+        return SymbolDescription("unknown", None, None, None)
 
     def find_type(self, name: str, number: int = 0) -> Type | None:
         """A type by name: the frame's CU first, then its module, then the others."""

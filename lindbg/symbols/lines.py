@@ -352,6 +352,18 @@ class LineTable:
                 return found
         return None
 
+    def section_data(self, name: str) -> bytes | None:
+        """A section of the file, decompressed once and shared (``DebugInfo`` reads
+        its DIEs from the same bytes the line tables come from)."""
+        self._open()
+        return self._sec.get(name)
+
+    @property
+    def unit_count(self) -> int:
+        """The number of units in .debug_info (read with the address index)."""
+        self._index()
+        return len(self._units)
+
     def units_at(self, address: int) -> list[int]:
         """The .debug_info offsets of the CUs whose ranges hold link-time ``address``."""
         self._index()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, BinaryIO
+from typing import Any
 
 from lindbg.errors import LindbgError
 from lindbg.symbols.dwarf_expr import LocationLists
@@ -55,6 +55,12 @@ _ADDRX_FORMS = frozenset(
     }
 )
 _MAX_ORIGIN_HOPS = 8
+#: The sections pyelftools reads DIEs, strings, ranges and lists from.
+_DWARF_SECTIONS = (
+    ".debug_info", ".debug_aranges", ".debug_abbrev", ".debug_str", ".debug_loc", ".debug_ranges",
+    ".debug_line", ".debug_pubtypes", ".debug_pubnames", ".debug_addr", ".debug_str_offsets",
+    ".debug_line_str", ".debug_loclists", ".debug_rnglists",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,37 +147,42 @@ class DebugInfo:
     def __init__(self, path: str, lines: LineTable) -> None:
         self.path = path
         self.lines = lines
-        self._stream: BinaryIO | None = None
 
     @cached_property
     def dwarf(self) -> Any:
-        from elftools.elf.elffile import ELFFile
+        """pyelftools' DWARFInfo over the line table's section bytes: a compressed
+        debug file (libc's) is decompressed once for both readers."""
+        import io
+
+        from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DwarfConfig, DWARFInfo
+
+        def section(name: str) -> Any:
+            data = self.lines.section_data(name)
+            if data is None:
+                return None
+            return DebugSectionDescriptor(io.BytesIO(data), name, None, len(data), 0)
 
         try:
-            self._stream = open(self.path, "rb")  # noqa: SIM115 - kept open for pyelftools' lazy reads
-            return ELFFile(self._stream).get_dwarf_info(relocate_dwarf_sections=False)
+            return DWARFInfo(
+                config=DwarfConfig(little_endian=True, machine_arch="x64", default_address_size=8),
+                **{f"{name[1:]}_sec": section(name) for name in _DWARF_SECTIONS},
+                debug_frame_sec=None,
+                eh_frame_sec=None,
+                debug_sup_sec=None,
+                gnu_debugaltlink_sec=None,
+                debug_types_sec=None,
+            )
         except Exception as exc:
             raise ScopeError(f"{self.path}: cannot read DWARF: {exc}") from exc
 
     @cached_property
     def types(self) -> TypeReader:
-        return TypeReader(self.dwarf)
+        return TypeReader(self.dwarf, debug_names=self.lines.section_data(".debug_names"))
 
     @cached_property
     def location_lists(self) -> LocationLists:
-        from lindbg.symbols.elffile import ElfImage
-
-        image = ElfImage(self.path)
-        return LocationLists(
-            image.section_data(".debug_loc"),
-            image.section_data(".debug_loclists"),
-            image.section_data(".debug_addr"),
-        )
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        data = self.lines.section_data
+        return LocationLists(data(".debug_loc"), data(".debug_loclists"), data(".debug_addr"))
 
     # ------------------------------------------------------------- scopes
 
@@ -347,6 +358,27 @@ class DebugInfo:
                 return bytes(value.value) if value is not None else None
             return None
         return None
+
+    @property
+    def unit_count(self) -> int:
+        """How many compilation units the file has (what a by-name search may read)."""
+        self.lines.units_at(0)
+        return self.lines.unit_count
+
+    def function_at(self, pc: int) -> Any | None:
+        """The subprogram DIE whose code holds link-time ``pc`` (its abstract origin
+        carries the name and the parameters of an inline function's copy)."""
+        scope = self.scope_at(pc)
+        return scope.function if scope is not None else None
+
+    def parameters_of(self, function: Any) -> list[Variable]:
+        """A subprogram's formal parameters, in order."""
+        origin = self.origin_of(function)
+        return [
+            Variable(self.name_of(die) or "", "param", die, self.origin_of(die), _decl_line(die))
+            for die in origin.iter_children()
+            if die.tag == "DW_TAG_formal_parameter"
+        ]
 
     def find_global(self, name: str, hint: Any | None = None) -> Variable | None:
         """A global (or namespace-scope, or function-static in the hint CU) variable
