@@ -187,3 +187,21 @@ def test_the_code_level_is_an_engine_state_change(harness: Harness) -> None:
 
 def _source(harness: Harness) -> str:
     return str(FIXTURE_SOURCES / SOURCE)
+
+
+def test_a_line_breakpoint_on_a_function_line_lands_past_the_prologue_like_gdb(harness: Harness) -> None:
+    program = harness.programs.path("stepping")
+    source = _source(harness)
+    lines = [
+        _line_of(source, "NOINLINE int add(int a, int b) {"),
+        _line_of(source, "for (int i = 0; i < count; i++)"),
+    ]
+    args = ["gdb", "-batch", "-nx"] + [arg for line in lines for arg in ("-ex", f"break {SOURCE}:{line}")]
+    output = subprocess.run([*args, program], capture_output=True, text=True, timeout=60, check=False).stdout
+    expected = [
+        int(address, 16) for address in re.findall(r"^Breakpoint \d+ at (0x[0-9a-f]+):", output, re.M)
+    ]
+    harness.launch("stepping")
+    got = [harness.client.add_breakpoint(f"{SOURCE}:{line}").address for line in lines]
+    assert got == expected
+    assert got[0] != harness.symbol("stepping", "add")  # not the function's first byte

@@ -213,3 +213,72 @@ def test_variables_in_a_core_match_the_live_process(harness: Harness, tmp_path: 
     finally:
         client.end_session(1)
     assert dumped == live
+
+
+CPP = r"""
+#include <cstdio>
+namespace geo {
+struct Shape {
+    int sides;
+    virtual ~Shape() {}
+};
+struct Square : Shape {
+    double edge;
+};
+template <typename T> struct Box {
+    T value;
+    int count;
+};
+}  // namespace geo
+
+__attribute__((noinline)) double area(const geo::Square &square, geo::Box<int> &box, int scale) {
+    geo::Box<double> local = {square.edge * square.edge, box.count};
+    int &alias = box.value;
+    alias += scale;
+    double result = local.value * scale;   // STOP
+    return result + alias;
+}
+
+int main() {
+    geo::Square square;
+    square.sides = 4;
+    square.edge = 1.5;
+    geo::Box<int> box = {7, 2};
+    double a = area(square, box, 3);
+    std::printf("%g %d\n", a, box.value);
+    return 0;
+}
+"""
+
+
+def _no_vtable_names(text: str) -> str:
+    """gdb names a vtable pointer demangled (``<vtable for geo::Square+16>``); lindbg
+    has no demangler and leaves mangled names out."""
+    return re.sub(r" <vtable for [^>]*>", "", _stackless(text))
+
+
+def test_cpp_class_with_base_namespace_template_and_references_match_gdb(
+    harness: Harness, tmp_path: Path
+) -> None:
+    source = tmp_path / "live.cpp"
+    source.write_text(CPP)
+    program = str(tmp_path / "live")
+    subprocess.run(["g++", "-g", "-O0", "-no-pie", "-o", program, str(source)], check=True)
+    location = f"live.cpp:{_line_of(source, '// STOP')}"
+    inner = gdb_printed(program, location, ["square", "box", "scale", "local", "alias"])
+    outer = gdb_printed(program, location, ["square", "box"], "frame 1")
+    types = gdb_values(program, location, "whatis local", "whatis square", "ptype geo::Box<int>")
+    _stop_at(harness, program, location)
+    values = _as_dict(harness.client.arguments() + harness.client.locals())
+    for name, text in inner.items():
+        assert _no_vtable_names(str(values[name])) == _no_vtable_names(text), name
+    callers = _as_dict(harness.client.locals(1))
+    for name, text in outer.items():
+        assert _no_vtable_names(str(callers[name])) == _no_vtable_names(text), name
+    assert values["local"].type.c_name() == "geo::Box<double>"
+    assert values["square"].type.c_name() == "const geo::Square &"
+    assert "type" in types  # gdb answered
+    assert float(harness.client.evaluate("square.edge * 2")) == 3.0
+    assert int(harness.client.evaluate("alias + 1")) == 11  # through the reference
+    assert int(harness.client.evaluate("square.sides")) == 4  # a member of the base class
+    assert harness.client.type("geo::Box<int>").size == 8

@@ -1493,12 +1493,24 @@ class Engine:
                 raise MemoryAccessError(f"memory access error at {bad:#x}", bad)
             return data  # type: ignore[no-any-return]
 
+        modules = self._modules_of(thread.pid)
+
+        def symbolize(address: int) -> str | None:
+            # gdb's <name+off> after a pointer into a module; mangled C++ names are
+            # left out (no demangler: gdb would print them demangled)
+            located = self.call(lambda: self.symbols.locate(modules, address, process_read))
+            if located is None or located.symbol is None or located.symbol.name.startswith("_Z"):
+                return None
+            name = located.symbol.name
+            return name if located.offset == 0 else f"{name}+{located.offset}"
+
         inspector = FrameInspector(
             self._raw_stack(tid),
-            self._modules_of(thread.pid),
+            modules,
             self.symbols,
             read,
             lambda name: target.get_register(tid, name),
+            symbolize,
         )
         # kept until anything could change the frames: a resume, a register write
         self._inspector = ((tid, self._generation), inspector)

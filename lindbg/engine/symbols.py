@@ -248,7 +248,27 @@ class SymbolIndex:
         """Runtime addresses of a source line, in every module whose DWARF knows the file."""
         addresses: list[int] = []
         for module in modules:
-            lines = self.of(module).lines
-            if lines is not None:
-                addresses.extend(a + module.bias for a in lines.addresses_of(file, line))
+            symbols = self.of(module)
+            lines = symbols.lines
+            if lines is None:
+                continue
+            for address in lines.addresses_of(file, line):
+                addresses.append(_past_prologue(symbols, lines, address) + module.bias)
         return addresses
+
+
+def _past_prologue(symbols: ModuleSymbols, lines: LineTable, address: int) -> int:
+    """A line's address that is a function's first instruction becomes the start of
+    the function's next line, the end of its prologue (gdb's choice for ``break
+    file:line`` on the line that opens a function): the arguments are in place there."""
+    found = symbols.symbols.at(address)
+    if found is None or found[1] != 0 or found[0].kind != "function":
+        return address
+    try:
+        span = lines.line_span(address)
+    except LindbgError:
+        return address
+    if span is None:
+        return address
+    _row, _low, high = span
+    return high if lines.line_at(high) is not None else address

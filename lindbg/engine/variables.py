@@ -35,7 +35,7 @@ from lindbg.symbols.dwarf_expr import (
 from lindbg.symbols.scopes import DebugInfo, Scope, Variable, offset_size
 from lindbg.symbols.stackwalk import RawFrame
 from lindbg.symbols.types import Type
-from lindbg.symbols.values import ReadMemory, Value
+from lindbg.symbols.values import ReadMemory, Symbolize, Value
 
 __all__ = ["FrameContext", "FrameInspector", "FrameVariables", "FrameView", "value_of"]
 
@@ -65,6 +65,7 @@ class FrameContext:
         scope: Scope,
         wide_register: Callable[[int], bytes | None] | None = None,
         entry_value: Callable[[bytes], int] | None = None,
+        symbolize: Symbolize | None = None,
     ) -> None:
         self.registers = registers
         self.cfa = cfa
@@ -74,6 +75,8 @@ class FrameContext:
         self.scope = scope
         self._wide_register = wide_register
         self._entry_value = entry_value
+        #: names addresses in values' gdb text (``0x401136 <compare>``)
+        self.symbolize = symbolize
         self._frame_base: int | None = None
 
     def register(self, regno: int) -> int:
@@ -149,7 +152,7 @@ def value_of(variable: Variable, context: FrameContext, link_pc: int) -> Value:
             data = (constant & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         else:
             data = constant
-        return Value.from_bytes(var_type, data, context.read, name=variable.name)
+        return Value.from_bytes(var_type, data, context.read, name=variable.name, symbolize=context.symbolize)
     expression = info.location_expression(variable, link_pc)
     if expression is None:
         return Value.unavailable(var_type, "optimized out", name=variable.name)
@@ -163,7 +166,9 @@ def location_value(location: Location, var_type: Type, context: FrameContext, na
     """A Value of ``var_type`` stored where ``location`` says."""
     size = var_type.size or 0
     if isinstance(location, MemoryLocation):
-        return Value.from_memory(var_type, location.address, context.read, name=name)
+        return Value.from_memory(
+            var_type, location.address, context.read, name=name, symbolize=context.symbolize
+        )
     if isinstance(location, UnavailableLocation):
         return Value.unavailable(var_type, location.reason, name=name)
     if isinstance(location, ImplicitPointerLocation):
@@ -174,10 +179,12 @@ def location_value(location: Location, var_type: Type, context: FrameContext, na
             register = DWARF_REGS.get(location.regno)
             if _XMM_FIRST <= location.regno <= _XMM_LAST:
                 register = f"xmm{location.regno - _XMM_FIRST}"
-            return Value.from_bytes(var_type, data, context.read, name=name, register=register)
+            return Value.from_bytes(
+                var_type, data, context.read, name=name, register=register, symbolize=context.symbolize
+            )
         if isinstance(location, ValueLocation):
             data = (location.value & _MASK64).to_bytes(8, "little")[:size].ljust(size, b"\0")
-            return Value.from_bytes(var_type, data, context.read, name=name)
+            return Value.from_bytes(var_type, data, context.read, name=name, symbolize=context.symbolize)
         if isinstance(location, ImplicitLocation):
             return Value.from_bytes(
                 var_type, location.data[:size].ljust(size, b"\0"), context.read, name=name
@@ -220,7 +227,9 @@ def _composite(location: CompositeLocation, var_type: Type, context: FrameContex
         bit += piece.size_bits
     if not any(valid):
         return Value.unavailable(var_type, "optimized out", name=name)
-    return Value.from_bytes(var_type, bytes(data), context.read, name=name, valid=bytes(valid))
+    return Value.from_bytes(
+        var_type, bytes(data), context.read, name=name, valid=bytes(valid), symbolize=context.symbolize
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +271,10 @@ class FrameInspector:
         symbols: SymbolIndex,
         read: ReadMemory,
         register: Callable[[str], int],
+        symbolize: Symbolize | None = None,
     ) -> None:
         self._raw = raw
+        self._symbolize = symbolize
         self._modules = modules
         self._symbols = symbols
         self._read = read
@@ -318,6 +329,7 @@ class FrameInspector:
             view.scope,
             wide,
             lambda expression: self._entry_value(view, expression),
+            self._symbolize,
         )
 
     def _entry_value(self, view: FrameView, expression: bytes) -> int:
@@ -378,7 +390,7 @@ class FrameInspector:
 
     def _global_value(self, variable: Variable, module: Module, info: DebugInfo) -> Value:
         # a global's location is an expression (DW_OP_addr): no pc, no frame
-        return value_of(variable, _GlobalContext(self._read, module.bias, info), 0)
+        return value_of(variable, _GlobalContext(self._read, module.bias, info, self._symbolize), 0)
 
     def describe(self, name: str, address: int) -> SymbolDescription:
         """What DWARF says of symbol ``name`` at runtime ``address`` (``x /t``): a
@@ -459,8 +471,9 @@ class FrameInspector:
 class _GlobalContext(FrameContext):
     """Globals need no frame: only DW_OP_addr (relocated) and constants."""
 
-    def __init__(self, read: ReadMemory, bias: int, info: DebugInfo) -> None:
+    def __init__(self, read: ReadMemory, bias: int, info: DebugInfo, symbolize: Symbolize | None) -> None:
         self.registers = {}
+        self.symbolize = symbolize
         self.cfa = None
         self.read = read
         self.bias = bias
