@@ -188,6 +188,9 @@ def test_O2_values_match_gdb_and_optimized_out_reads_unavailable(
             assert not value.available, f"{name} must be unavailable, lindbg read {value}"
         else:
             assert _stackless(str(value)) == _stackless(text), name
+    hexadecimal = gdb_values(program, location, *[f"print/x {name}" for name in sorted(expected)])
+    for index, name in enumerate(sorted(expected), 1):
+        assert values[name].format(hexadecimal=True) == hexadecimal[f"${index}"], f"print/x {name}"
     assert values["twice"].available and values["twice"].register is not None  # in a register
     assert expected["tmp"] == "<optimized out>" and not values["tmp"].available
     assert str(values["tmp"]) == "<optimized out>"

@@ -68,11 +68,13 @@ struct only_second g_only_second = {5};
 
 @dataclass
 class GdbView:
-    """What gdb prints for one global: ``print``, ``whatis`` and ``ptype`` (after "= ")."""
+    """What gdb prints for one global: ``print``, ``whatis``, ``ptype`` and
+    ``print/x`` (after "= ")."""
 
     print: str
     whatis: str
     ptype: str
+    print_hex: str
 
 
 @dataclass
@@ -159,7 +161,13 @@ class StaticProgram:
             pytest.skip("gdb is needed to compare with")
         arguments = ["gdb", "-batch", "-nx"]
         for name in self.variables:
-            for command in (f"echo @@{name}\\n", f"print {name}", f"whatis {name}", f"ptype {name}"):
+            for command in (
+                f"echo @@{name}\\n",
+                f"print {name}",
+                f"whatis {name}",
+                f"ptype {name}",
+                f"print/x {name}",
+            ):
                 arguments += ["-ex", command]
         # LC_ALL=C: gdb then escapes every non-ASCII byte, as lindbg always does.
         run = subprocess.run(
@@ -172,7 +180,7 @@ class StaticProgram:
         views: dict[str, GdbView] = {}
         for block in re.split(r"^@@", run.stdout, flags=re.M)[1:]:
             name, _, body = block.partition("\n")
-            match = re.fullmatch(r"\$\d+ = (.*?)\ntype = (.*?)\ntype = (.*?)\n?", body, re.S)
+            match = re.fullmatch(r"\$\d+ = (.*?)\ntype = (.*?)\ntype = (.*?)\n\$\d+ = (.*?)\n?", body, re.S)
             assert match, f"unexpected gdb output for {name}:\n{body}"
             views[name] = GdbView(*match.groups())
         return views

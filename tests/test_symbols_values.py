@@ -70,6 +70,17 @@ def test_print_matches_gdb(builds: Builds, build: str) -> None:
     assert not mismatches, "\n".join(mismatches)
 
 
+@pytest.mark.parametrize("build", BUILDS)
+def test_print_x_matches_gdb(builds: Builds, build: str) -> None:
+    program = builds.get(build)
+    mismatches = []
+    for name, view in program.gdb.items():
+        mine = program.value(name).format(hexadecimal=True)
+        if mine != view.print_hex:
+            mismatches.append(f"print/x {name}:\n  gdb:    {view.print_hex!r}\n  lindbg: {mine!r}")
+    assert not mismatches, "\n".join(mismatches)
+
+
 def test_print_of_a_struct_completed_from_another_unit(builds: Builds) -> None:
     program = builds.two_units()
     text = str(program.value("g_opaque_def"))

@@ -573,10 +573,12 @@ class Value:
 
     # ------------------------------------------------------------ printing
 
-    def format(self, symbolize: Symbolize | None = None) -> str:
+    def format(self, symbolize: Symbolize | None = None, *, hexadecimal: bool = False) -> str:
         """gdb's ``print`` text, with ``symbolize`` (or the hook given at construction)
-        naming addresses: ``0x4040a0 <g_int>``."""
-        return _ValuePrinter(symbolize or self._symbolize).top(self)
+        naming addresses: ``0x4040a0 <g_int>``. ``hexadecimal`` is ``print/x``: every
+        scalar as a hex number of its size (chars and bools too, floats truncated to
+        bits), pointers bare, no strings and no ``(type)`` prefix."""
+        return _ValuePrinter(symbolize or self._symbolize, hexadecimal).top(self)
 
     def __str__(self) -> str:
         return self.format()
@@ -947,17 +949,27 @@ def _read_string(
 # ====================================================================== printing values
 
 
+#: What ``print/x`` shows as the bits of the value (an rvalue reference too: gdb 13).
+_HEX_SCALARS = frozenset(
+    {TypeKind.POINTER, TypeKind.ENUM, TypeKind.BASE, TypeKind.POINTER_TO_MEMBER, TypeKind.UNSPECIFIED,
+     TypeKind.RVALUE_REFERENCE}
+)  # fmt: skip
+
+
 class _ValuePrinter:
     """gdb 13's value printer for C and C++ (valprint.c, c-valprint.c, cp-valprint.c)
     with its default options."""
 
-    def __init__(self, symbolize: Symbolize | None) -> None:
-        self.symbolize = symbolize
+    def __init__(self, symbolize: Symbolize | None, hexadecimal: bool = False) -> None:
+        self.symbolize = None if hexadecimal else symbolize
+        self.hexadecimal = hexadecimal
 
     def top(self, value: Value) -> str:
         """value_print: a ``(type) `` prefix for pointers and references, then the value."""
         if not value.available:
             return f"<{value.reason}>"
+        if self.hexadecimal and value.type.strip_typedefs().kind is not TypeKind.REFERENCE:
+            return self.value(value, 0, True)  # gdb keeps the prefix of an lvalue reference only
         t = value.type
         outer = t.unqualified()
         core = t.strip_typedefs()
@@ -1016,6 +1028,8 @@ class _ValuePrinter:
             return self.array(value, core, data, valid, recurse)
         if valid is not None:
             return "<optimized out>"
+        if self.hexadecimal and kind in _HEX_SCALARS:
+            return self.hex_scalar(core, data)
         if kind is TypeKind.POINTER:
             return self.pointer(value, core, data)
         if kind in _REFERENCES:
@@ -1029,6 +1043,11 @@ class _ValuePrinter:
         return str(int.from_bytes(data, "little"))
 
     # -------------------------------------------------------- scalars
+
+    def hex_scalar(self, core: Type, data: bytes) -> str:
+        """print_scalar_formatted with 'x': the value's bits as an unsigned hex number
+        (a float's encoding, not its value, as gdb 13 prints it)."""
+        return f"{int.from_bytes(data, 'little'):#x}"
 
     def base(self, declared: Type, core: Type, data: bytes) -> str:
         encoding = core.encoding
@@ -1175,7 +1194,7 @@ class _ValuePrinter:
         if element is None or not element.size:
             return "{}"
         width = element.size
-        if _textual(element) and valid is None:
+        if _textual(element) and valid is None and not self.hexadecimal:
             chars = [int.from_bytes(data[i * width : (i + 1) * width], "little") for i in range(length)]
             return _printstr(chars, element, False, PRINT_ELEMENTS)
         pieces: list[str] = []
