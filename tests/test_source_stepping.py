@@ -73,11 +73,11 @@ def lindbg_stops(harness: Harness, start_line: int, status: Status, count: int) 
 
 
 def _where(harness: Harness) -> tuple[str, int]:
-    line = harness.client.source_line(harness.rip())
-    if line is None or not line.file.endswith(SOURCE):
+    """Frame 0's function and line (a virtual inline stop shows the call site)."""
+    frame = harness.client.stack(max_frames=1)[0]
+    if frame.file is None or frame.line is None or not frame.file.endswith(SOURCE):
         return ("?", 0)
-    function = harness.client.stack(max_frames=1)[0].function or "?"
-    return (function, line.line)
+    return (frame.function or "?", frame.line)
 
 
 def _until(stops: list[tuple[str, int]], last: tuple[str, int]) -> list[tuple[str, int]]:
@@ -106,7 +106,7 @@ def test_step_matches_gdb_through_calls_returns_and_recursion(harness: Harness) 
     assert ("factorial", _line_of(source, "return 1;")) in got  # the recursion went deep
 
 
-def test_step_into_an_inlined_call(harness: Harness) -> None:
+def test_step_into_an_inlined_call_stops_at_its_call_site_first_like_gdb(harness: Harness) -> None:
     program = harness.programs.path("stepping")
     source = _source(harness)
     start = _line_of(source, "struct pair pairs[3]")
@@ -114,12 +114,29 @@ def test_step_into_an_inlined_call(harness: Harness) -> None:
     body = _line_of(source, "int doubled = v * 2;")
     expected = _until(gdb_stops(program, start, "step", 60), ("walk", _line_of(source, "return total;")))
     entry = expected.index(("twice", body))
-    # gdb stops once on the call line at the inlined call's first instruction
-    # (a virtual frame), then "steps into" it without running; t goes straight
-    # to the inlined body's first line, as WinDbg does
+    # gdb's virtual frame: the call line at the inlined call's first instruction, then
+    # the next `step` enters the inlined body without running
     assert expected[entry - 1] == ("walk", call_line)
-    del expected[entry - 1]
     assert lindbg_stops(harness, start, Status.STEP_INTO, len(expected) - 1) == expected
+
+
+def test_a_virtual_inline_stop_shows_the_callers_frame_and_locals(harness: Harness) -> None:
+    source = _source(harness)
+    harness.launch("stepping")
+    bp = harness.client.add_breakpoint(f"{SOURCE}:{_line_of(source, 'total += add(p[i].first, i);')}")
+    harness.go()
+    harness.client.remove_breakpoint(bp)
+    harness.client.set_code_level(CodeLevel.SOURCE)
+    while _where(harness) != ("walk", _line_of(source, "total += twice(total);")):
+        harness.go(Status.STEP_INTO)
+    pc = harness.rip()
+    assert [v.name for v in harness.client.locals()] == ["total"]  # walk's, not twice's
+    harness.go(Status.STEP_INTO)  # enters the inlined call: nothing runs
+    assert harness.rip() == pc
+    assert _where(harness) == ("twice", _line_of(source, "int doubled = v * 2;"))
+    assert [v.name for v in harness.client.arguments()] == ["v"]
+    event = harness.client.get_last_event()
+    assert event is not None and event.kind == "step"
 
 
 def test_next_steps_over_an_inlined_call(harness: Harness) -> None:

@@ -198,13 +198,13 @@ def dump(interp: Interpreter, parsed: ParsedCommand) -> None:
     try:
         data: bytes | None = interp.client.read_memory(address, size)
     except MemoryAccessError:
-        data = _readable_prefix(interp, address, size)
+        data = readable_prefix(interp, address, size)
     symbolize = interp.client.symbol_at if kind in ("dps", "dqs", "dds") else None
     interp.say(formatting.format_memory(kind, address, data, size, symbolize))
     interp.next_dump[kind] = address + size
 
 
-def _readable_prefix(interp: Interpreter, address: int, size: int) -> bytes | None:
+def readable_prefix(interp: Interpreter, address: int, size: int) -> bytes | None:
     """What can be read from the start of a range that ends in unmapped memory."""
     try:
         interp.client.read_memory(address, size)

@@ -113,5 +113,8 @@ def search(interp: Interpreter, parsed: ParsedCommand) -> None:
         try:
             data: bytes | None = interp.client.read_memory(hit, 16)
         except MemoryAccessError:
-            data = None
+            # a hit at the end of a mapping: show what is readable, ?? for the rest
+            from lindbg.commands.data import readable_prefix
+
+            data = readable_prefix(interp, hit, 16)
         interp.say(formatting.format_memory(display, hit, data, 16))

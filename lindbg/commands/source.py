@@ -188,7 +188,7 @@ def stop_source(interp: Interpreter) -> StopSource | None:
     if not state.lines_enabled or not options & shown:
         return None
     client = interp.client
-    line = client.source_line(client.get_register("rip"))
+    line = client.current_source_line()
     if line is None:
         return None
     suffix = f" [{line.file} @ {line.line}]" if options & SourceOptions.LINE_NUMBERS else ""
@@ -296,7 +296,11 @@ def _pc_line(interp: Interpreter, address: int) -> tuple[str, int] | None:
     if not _state(interp).lines_enabled:
         interp.say(_LINES_OFF)
         return None
-    line = interp.client.source_line(address)
+    client = interp.client
+    # the stop's own pc: the line the stop presents (a virtual inline frame's call site)
+    line = (
+        client.current_source_line() if address == client.get_register("rip") else client.source_line(address)
+    )
     if line is None:
         from lindbg.commands.formatting import addr17
 

@@ -392,6 +392,11 @@ class DebugClient:
         """The DWARF line that holds ``address`` (file, line, the row's runtime address)."""
         return self._engine.call(lambda: self._engine.source_line(address))  # type: ignore[no-any-return]
 
+    def current_source_line(self) -> SourceLine | None:
+        """The source line the current stop presents (where ``k`` puts frame 0): the
+        pc's line, or the call site of an inlined call a `t` stopped in front of."""
+        return self._engine.call(self._engine.current_source_line)  # type: ignore[no-any-return]
+
     def stack(self, thread: int | None = None, max_frames: int | None = None) -> list[Frame]:
         """The stack of the current thread (or of thread id ``thread``), innermost first;
         ``str(frame)`` is cdb's ``module!function+0xoff [file @ line]``."""

@@ -190,6 +190,23 @@ def _frame(
     )
 
 
+def _renumbered(frame: Frame, number: int) -> Frame:
+    """``frame`` as frame ``number`` (inline frames hidden in front of it)."""
+    return Frame(
+        number,
+        frame.pc,
+        frame.sp,
+        frame.return_address,
+        frame.how,
+        frame.module,
+        frame.function,
+        frame.offset,
+        frame.file,
+        frame.line,
+        frame.inline,
+    )
+
+
 class _LoaderMark:
     """The engine's own breakpoint where the loader can be watched: the program's
     entry point (``entry``: the DT_NEEDED libraries are mapped) or ``r_brk``
@@ -256,6 +273,11 @@ class Engine:
         self._steps_left = 0
         #: The source-line step in progress (SOURCE code level), if any.
         self._line_step: LineStep | None = None
+        #: (tid, pc, count): a `t` stopped at the first instruction of ``count`` inlined
+        #: calls and presents their call site (gdb's and WinDbg's virtual inline
+        #: frames); the next `t` enters one without running. Any resume clears it.
+        self._hidden_inline: tuple[int, int, int] | None = None
+        self._virtual_step = False
         self._unusable_reason: str | None = None
         self._inboxes: dict[int, Inbox] = {}
         self.inbox = self.inbox_for(self.thread_ident)
@@ -803,7 +825,19 @@ class Engine:
             self._steps_left = count
             self._line_step = None
             if status is not Status.STEP_BRANCH and self.code_level is CodeLevel.SOURCE:
-                self._line_step = self._begin_line_step(self.current_tid, over=status is Status.STEP_OVER)
+                hidden = self.hidden_inline_frames(self.current_tid)
+                if status is Status.STEP_INTO and hidden and count == 1:
+                    # enter one inlined call at this pc: nothing runs
+                    self._hidden_inline = (
+                        self.current_tid,
+                        self._live.get_register(self.current_tid, "rip"),
+                        hidden - 1,
+                    )
+                    self._virtual_step = True
+                    self._generation += 1
+                    self.scope_frame = 0
+                else:
+                    self._line_step = self._begin_line_step(self.current_tid, over=status is Status.STEP_OVER)
         if self.status is Status.BREAK:
             self._announce_resume(status)
         else:
@@ -890,6 +924,7 @@ class Engine:
                 target.set_pending_signal(held[0], held[1])
         self.scope_frame = 0
         self._generation += 1
+        self._hidden_inline = None
         status = self.status
         tid = self._step_tid or self.current_tid
         single = status is Status.STEP_INTO or status is Status.STEP_BRANCH
@@ -922,6 +957,8 @@ class Engine:
                 self._live.resume(ResumeMode.CONTINUE, tid, 0)
                 return False
             self._line_step = None
+            if not plan.over:
+                self._hide_entered_inlines(tid, pc, plan.start_depth)
             if self._steps_left > 1:
                 # `p N` in source mode: N lines, each its own plan
                 self._line_step = self._begin_line_step(tid, over=plan.over)
@@ -953,6 +990,15 @@ class Engine:
 
     def _resume_from_break(self) -> bool:
         """Resume a stopped target; True if that instead produced a new break."""
+        if self._virtual_step:
+            self._virtual_step = False
+            self._steps_left = 0
+            tid = self.current_tid
+            self._last_event = LastEvent(
+                "step", self.current_pid, tid, "Single step exception - code 80000004"
+            )
+            self._announce_break()
+            return True
         held = self._held_signal
         if held is not None and held[2] and self.status is not Status.GO_HANDLED:
             tid, signo, _, address = held
@@ -977,6 +1023,27 @@ class Engine:
         target.claim_site(thread.pid, mark.address, mark)
         self._step_over = mark
         return True
+
+    def hidden_inline_frames(self, tid: int) -> int:
+        """How many innermost inlined calls thread ``tid`` is presented outside of."""
+        hidden = self._hidden_inline
+        if hidden is None or hidden[0] != tid or self.target is None:
+            return 0
+        if self.target.get_register(tid, "rip") != hidden[1]:
+            return 0
+        return hidden[2]
+
+    def _hide_entered_inlines(self, tid: int, pc: int, start_depth: int) -> None:
+        """A `t` that stops on the first instruction of inlined calls it entered stops
+        on their call site first, as gdb and WinDbg do."""
+        calls = self.symbols.inlined_at(self._modules_of(), pc, self._memory_reader())
+        entered = 0
+        for call in calls[: max(0, len(calls) - start_depth)]:
+            if call.low != pc:
+                break
+            entered += 1
+        if entered:
+            self._hidden_inline = (tid, pc, entered)
 
     def _function_start(self, pc: int) -> int | None:
         located = self.symbols.locate(self._modules_of(), pc, self._memory_reader())
@@ -1463,6 +1530,19 @@ class Engine:
         self._require_session()
         return self.symbols.source_line(self._modules_of(), address, self._memory_reader())
 
+    def current_source_line(self) -> SourceLine | None:
+        """The line the current thread's stop presents: the pc's row, or the call
+        site of inlined calls a `t` stopped in front of (a virtual inline frame)."""
+        target = self._require_stopped()
+        rip = target.get_register(self.current_tid, "rip")
+        row = self.source_line(rip)
+        if not self.hidden_inline_frames(self.current_tid):
+            return row
+        frame = self.stack(None, 1)[0]
+        if frame.file is None or frame.line is None:
+            return row
+        return SourceLine(frame.file, frame.line, row.address if row is not None else rip, True)
+
     def _raw_stack(self, tid: int, max_frames: int = 256) -> list[RawFrame]:
         """The unwound frames of stopped thread ``tid`` (no inline frames, no names)."""
         target = self._require_stopped()
@@ -1511,6 +1591,7 @@ class Engine:
             read,
             lambda name: target.get_register(tid, name),
             symbolize,
+            self.hidden_inline_frames(tid),
         )
         # kept until anything could change the frames: a resume, a register write
         self._inspector = ((tid, self._generation), inspector)
@@ -1556,6 +1637,9 @@ class Engine:
                 function = located.symbol.name if located.symbol is not None else None
                 offset = located.offset + (item.pc - lookup)
             frames.append(_frame(len(frames), item, module_name, function, offset, where, False))
+        hidden = self.hidden_inline_frames(tid)
+        if hidden:
+            frames = [_renumbered(frame, index) for index, frame in enumerate(frames[hidden:])]
         return frames
 
     def _place(self, bp: Breakpoint) -> None:

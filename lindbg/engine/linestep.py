@@ -63,6 +63,8 @@ class LineStep:
         self.low = span.low
         self.high = span.high
         self.inline_depth = inline_depth
+        #: the inline depth where the step began (``inline_depth`` follows the lines)
+        self.start_depth = inline_depth
         self.function = function
         #: set by the engine when the instruction just stepped was a call
         self.entered_call = False

@@ -272,9 +272,12 @@ class FrameInspector:
         read: ReadMemory,
         register: Callable[[str], int],
         symbolize: Symbolize | None = None,
+        hidden: int = 0,
     ) -> None:
         self._raw = raw
         self._symbolize = symbolize
+        #: innermost inline frames presented as their call site (a `t` stopped there)
+        self._hidden = hidden
         self._modules = modules
         self._symbols = symbols
         self._read = read
@@ -285,17 +288,18 @@ class FrameInspector:
     def frames(self) -> list[FrameView]:
         """Every frame (reads the DWARF of every module on the stack)."""
         self._extend(len(self._raw))
-        return self._views
+        return self._views[self._hidden :]
 
     def frame(self, number: int) -> FrameView:
         """Frame ``number``; only the frames up to it are looked at (a ``dv`` in frame
         0 does not open libc's DWARF for the frames below)."""
-        while len(self._views) <= number and self._next_raw < len(self._raw):
+        index = number + self._hidden
+        while len(self._views) <= index and self._next_raw < len(self._raw):
             self._extend(self._next_raw + 1)
-        if not 0 <= number < len(self._views):
+        if not number >= 0 or index >= len(self._views):
             total = len(self.frames())
             raise InvalidOperationError(f"frame {number:x} does not exist (the stack has {total:x} frames)")
-        return self._views[number]
+        return self._views[index]
 
     def _extend(self, raw_count: int) -> None:
         """Turn raw frames up to ``raw_count`` into views (inlined calls counted)."""
