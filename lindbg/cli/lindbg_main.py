@@ -8,6 +8,7 @@ one-line message.
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -128,5 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     return run_console(client, options.commands, sys.stdin, screen if interactive else None)
 
 
+def console_main() -> None:
+    """The ``lindbg`` command: ``main``, then a quick exit.
+
+    The session has ended by the time ``main`` returns (``q`` terminated or
+    detached the target, every log line is flushed as it is written), so the
+    interpreter's teardown, which frees every object of a big debug file one by
+    one (tens of milliseconds after reading libc's DWARF), is skipped."""
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

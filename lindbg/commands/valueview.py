@@ -27,13 +27,15 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lindbg.commands.formatting import addr17
 from lindbg.errors import MemoryAccessError
-from lindbg.symbols.cexpr import UNRESOLVED, CExprError
 from lindbg.symbols.types import Encoding, Member, Type, TypeKind
 from lindbg.symbols.values import Value, ValueTypeError, ValueUnavailableError
+
+if TYPE_CHECKING:
+    from lindbg.symbols.cexpr import CExprError
 
 __all__ = [
     "cpp_lines",
@@ -737,6 +739,8 @@ def cpp_lines(value: Value) -> list[str]:
 
 def dx_error_line(error: CExprError) -> str:
     """An evaluation error as dx words it: ``Error: Unable to bind name 'nosuch'``."""
+    from lindbg.symbols.cexpr import UNRESOLVED  # the C++ evaluator: loaded by `??`/`dx` only
+
     if error.kind == UNRESOLVED and error.token:
         return f"Error: Unable to bind name '{error.token}'"
     if error.address is not None:

@@ -193,6 +193,12 @@ _SECTIONS = (
     ".debug_ranges", ".debug_rnglists", ".debug_addr", ".debug_str_offsets",
 )  # fmt: skip
 
+#: Unit headers, little-endian DWARF32: (length, version), then v5's (type, address
+#: size, abbrev offset) or v2-4's (abbrev offset, address size).
+_UNIT_HEAD = struct.Struct("<IH")
+_UNIT_V5 = struct.Struct("<BBI")
+_UNIT_V4 = struct.Struct("<IB")
+
 #: The ELF type of relocatable objects: their code legitimately starts at address 0.
 _ET_REL = "ET_REL"
 
@@ -483,7 +489,14 @@ class LineTable:
         data = self._sec.get(".debug_info", b"")
         raw = self._raw
         pos = 0
-        while pos < len(data):
+        size = len(data)
+        while pos < size:
+            fast = self._fast_unit(data, pos, size)
+            if fast is not None:
+                self._units.append(fast)
+                self._unit_at[pos] = fast
+                pos = fast.end
+                continue
             try:
                 length, offset_size, after = raw.unit_length(data, pos)
                 end = after + length
@@ -515,6 +528,26 @@ class LineTable:
             self._units.append(unit)
             self._unit_at[pos] = unit
             pos = end
+
+    def _fast_unit(self, data: bytes, pos: int, size: int) -> _Unit | None:
+        """The common unit header (little-endian DWARF32, a compile or partial unit of
+        version 2-5) in one unpack; None for anything else (the general reader then
+        reads it, and says what is wrong with it). libc's debug file has 2k units."""
+        if self._raw.order != "little" or pos + 12 > size:
+            return None
+        length, version = _UNIT_HEAD.unpack_from(data, pos)
+        end = pos + 4 + length
+        if length >= 0xFFFFFFF0 or end > size:
+            return None
+        if version == 5:
+            unit_type, addr_size, abbrev_offset = _UNIT_V5.unpack_from(data, pos + 6)
+            if unit_type not in (_DW_UT_compile, _DW_UT_partial):
+                return None
+            return _Unit(pos, end, 5, unit_type, 4, addr_size, abbrev_offset, pos + 12)
+        if 2 <= version <= 4:
+            abbrev_offset, addr_size = _UNIT_V4.unpack_from(data, pos + 6)
+            return _Unit(pos, end, version, _DW_UT_compile, 4, addr_size, abbrev_offset, pos + 11)
+        return None
 
     def _read_aranges(self, ranges: list[tuple[int, int, int]], covered: set[int]) -> None:
         data = self._sec[".debug_aranges"]
