@@ -196,6 +196,9 @@ _SECTIONS = (
 #: Unit headers, little-endian DWARF32: (length, version), then v5's (type, address
 #: size, abbrev offset) or v2-4's (abbrev offset, address size).
 _UNIT_HEAD = struct.Struct("<IH")
+#: An address-range set's header, little-endian DWARF32: length, version, unit
+#: offset, address size, segment size.
+_ARANGES_HEAD = struct.Struct("<IHIBB")
 _UNIT_V5 = struct.Struct("<BBI")
 _UNIT_V4 = struct.Struct("<IB")
 
@@ -553,14 +556,21 @@ class LineTable:
         data = self._sec[".debug_aranges"]
         raw = self._raw
         pos = 0
-        while pos < len(data):
-            length, offset_size, after = raw.unit_length(data, pos)
+        little = raw.order == "little"
+        total = len(data)
+        while pos < total:
+            if little and pos + 12 <= total and data[pos : pos + 4] != b"\xff\xff\xff\xff":
+                # the usual set header (DWARF32, little-endian) in one unpack
+                length, _version, info_offset, addr_size, seg_size = _ARANGES_HEAD.unpack_from(data, pos)
+                offset_size, after = 4, pos + 4
+            else:
+                length, offset_size, after = raw.unit_length(data, pos)
+                info_offset = raw.uint(data, after + 2, offset_size)
+                addr_size = raw.uint(data, after + 2 + offset_size, 1)
+                seg_size = raw.uint(data, after + 3 + offset_size, 1)
             end = after + length
-            if end > len(data):
+            if end > total:
                 raise _Corrupt(f".debug_aranges+0x{pos:x}: set runs past the section end")
-            info_offset = raw.uint(data, after + 2, offset_size)
-            addr_size = raw.uint(data, after + 2 + offset_size, 1)
-            seg_size = raw.uint(data, after + 3 + offset_size, 1)
             if addr_size not in (1, 2, 4, 8):
                 raise _Corrupt(f".debug_aranges+0x{pos:x}: address size {addr_size}")
             p = after + 4 + offset_size
