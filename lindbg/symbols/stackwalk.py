@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from lindbg.errors import MemoryAccessError
 from lindbg.symbols.cfi import DWARF_REGS, CallFrameTable, CfiError, FrameRow
-from lindbg.symbols.dwarf_expr import ExpressionError, RegistersContext, Unavailable, evaluate_value
 
 __all__ = ["DWARF_REGS", "AddressSpace", "RawFrame", "evaluate_expression", "walk"]
 
@@ -95,6 +94,9 @@ def evaluate_expression(
     Raises ``ValueError`` for a malformed or unsupported expression and
     ``MemoryAccessError`` when a DW_OP_deref reads unreadable memory.
     """
+
+    # the full evaluator, loaded when a CFI rule first needs it (most rows need none)
+    from lindbg.symbols.dwarf_expr import ExpressionError, RegistersContext, Unavailable, evaluate_value
 
     def read_memory(address: int, size: int) -> bytes:
         return int(read_u64(address)).to_bytes(8, "little")[:size]
