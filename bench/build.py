@@ -97,3 +97,14 @@ def timed_command(command: list[str], timeout: float = 300) -> float:
     if run.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {run.stderr.strip()[-300:]}")
     return elapsed
+
+
+def rounds_argument(argv: list[str], description: str, default: int) -> int:
+    """``--rounds N`` (default ``default``) and ``--quick`` (one round) of a bench."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=default)
+    parser.add_argument("--quick", action="store_true", help="one round")
+    args = parser.parse_args(argv)
+    return 1 if args.quick else int(args.rounds)

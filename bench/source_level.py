@@ -13,14 +13,13 @@ Usage: ``python -m bench.source_level [--rounds N] [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.build import BUILD_DIR, timed_command
+from bench.build import BUILD_DIR, rounds_argument, timed_command
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "source_level_results.json"
@@ -84,11 +83,7 @@ def workloads(program: Path) -> dict[str, tuple[list[str], list[str]]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="one round")
-    args = parser.parse_args(argv)
-    rounds = 1 if args.quick else args.rounds
+    rounds = rounds_argument(argv, __doc__.splitlines()[0], 5)
     program = build_program()
     results = []
     print(f"{'workload':48} {'gdb -batch':>11} {'lindbg':>11} {'x gdb':>7}")

@@ -10,7 +10,6 @@ Usage: ``python -m bench.symbols [--rounds N] [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -18,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.build import BUILD_DIR, python_environment
+from bench.build import BUILD_DIR, python_environment, rounds_argument
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "symbols_results.json"
@@ -86,11 +85,7 @@ def _build_recursion() -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="one round")
-    args = parser.parse_args(argv)
-    rounds = 1 if args.quick else args.rounds
+    rounds = rounds_argument(argv, __doc__.splitlines()[0], 3)
     recursion = _build_recursion()
     cases = [
         ("first stop at Py_BytesMain, python3", PYTHON3, "Py_BytesMain", False),

@@ -54,12 +54,17 @@ def gdb_stops(program: str, start_line: int, command: str, count: int) -> list[t
     return stops
 
 
-def lindbg_stops(harness: Harness, start_line: int, status: Status, count: int) -> list[tuple[str, int]]:
+def stop_at_line(harness: Harness, line: int, level: CodeLevel = CodeLevel.SOURCE) -> None:
+    """Launch the fixture, run to ``line`` (breakpoint removed), set the code level."""
     harness.launch("stepping")
-    bp = harness.client.add_breakpoint(f"{SOURCE}:{start_line}")
+    bp = harness.client.add_breakpoint(f"{SOURCE}:{line}")
     harness.go()
     harness.client.remove_breakpoint(bp)
-    harness.client.set_code_level(CodeLevel.SOURCE)
+    harness.client.set_code_level(level)
+
+
+def lindbg_stops(harness: Harness, start_line: int, status: Status, count: int) -> list[tuple[str, int]]:
+    stop_at_line(harness, start_line)
     stops = [_where(harness)]
     for _ in range(count):
         harness.go(status)
@@ -122,11 +127,7 @@ def test_step_into_an_inlined_call_stops_at_its_call_site_first_like_gdb(harness
 
 def test_a_virtual_inline_stop_shows_the_callers_frame_and_locals(harness: Harness) -> None:
     source = _source(harness)
-    harness.launch("stepping")
-    bp = harness.client.add_breakpoint(f"{SOURCE}:{_line_of(source, 'total += add(p[i].first, i);')}")
-    harness.go()
-    harness.client.remove_breakpoint(bp)
-    harness.client.set_code_level(CodeLevel.SOURCE)
+    stop_at_line(harness, _line_of(source, "total += add(p[i].first, i);"))
     while _where(harness) != ("walk", _line_of(source, "total += twice(total);")):
         harness.go(Status.STEP_INTO)
     pc = harness.rip()
@@ -162,12 +163,7 @@ def test_a_breakpoint_inside_a_stepped_over_call_stops_the_step(harness: Harness
 
 def test_p_with_a_count_steps_that_many_lines(harness: Harness) -> None:
     source = _source(harness)
-    start = _line_of(source, "struct pair pairs[3]")
-    harness.launch("stepping")
-    bp = harness.client.add_breakpoint(f"{SOURCE}:{start}")
-    harness.go()
-    harness.client.remove_breakpoint(bp)
-    harness.client.set_code_level(CodeLevel.SOURCE)
+    stop_at_line(harness, _line_of(source, "struct pair pairs[3]"))
     harness.client.set_execution_status(Status.STEP_OVER, 3)
     assert harness.client.wait_for_event(timeout=10)
     assert _where(harness) == ("main", _line_of(source, "int w = walk(pairs, 3);"))
@@ -176,10 +172,7 @@ def test_p_with_a_count_steps_that_many_lines(harness: Harness) -> None:
 def test_assembly_level_steps_one_instruction(harness: Harness) -> None:
     source = _source(harness)
     start = _line_of(source, "struct pair pairs[3]")
-    harness.launch("stepping")
-    bp = harness.client.add_breakpoint(f"{SOURCE}:{start}")
-    harness.go()
-    harness.client.remove_breakpoint(bp)
+    stop_at_line(harness, start, CodeLevel.ASSEMBLY)
     assert harness.client.get_code_level() is CodeLevel.ASSEMBLY
     before = harness.rip()
     harness.go(Status.STEP_OVER)

@@ -58,14 +58,9 @@ class LineStep:
     def __init__(self, tid: int, over: bool, span: LineSpan, inline_depth: int, function: int | None) -> None:
         self.tid = tid
         self.over = over
-        self.file = span.row.file
-        self.line = span.row.line
-        self.low = span.low
-        self.high = span.high
-        self.inline_depth = inline_depth
+        self._take(span, inline_depth, function)
         #: the inline depth where the step began (``inline_depth`` follows the lines)
         self.start_depth = inline_depth
-        self.function = function
         #: set by the engine when the instruction just stepped was a call
         self.entered_call = False
         #: set by the engine when the instruction just stepped was a return
