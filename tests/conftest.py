@@ -35,6 +35,11 @@ from lindbg import (
     Status,
 )
 
+# Decompressed debug sections are cached on disk (lindbg.symbols.sectioncache): the
+# tests use a directory of their own, never the user's cache.
+_SECTION_CACHE = os.environ.setdefault(
+    "LINDBG_CACHE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lindbg-test-cache-{os.getuid()}")
+)
 FIXTURE_SOURCES = Path(__file__).parent / "fixtures"
 CFLAGS = ["-g", "-O0", "-no-pie", "-pthread", "-fcf-protection=none"]
 #: Seconds any single wait may take before the test fails (generous: 2 loaded cores).

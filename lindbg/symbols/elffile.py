@@ -218,11 +218,25 @@ class ElfImage:
         if section.type == SHT_NOBITS:
             return None
         what = f"section {section.name or section.number}"
-        data = self._read(section.offset, section.size, what)
         if section.flags & SHF_COMPRESSED:
-            return self._decompress_gabi(data, what)
+            return self._compressed_contents(section, what)
+        data = self._read(section.offset, section.size, what)
         if section.name.startswith(".zdebug"):
             return self._decompress_gnu(data, what)
+        return data
+
+    def _compressed_contents(self, section: _Section, what: str) -> bytes:
+        """A gABI-compressed section, inflated, from the disk cache when it has it."""
+        from lindbg.symbols.sectioncache import SectionCache
+
+        cache = SectionCache(self._identity)
+        if section.size >= CHDR.size:
+            header = self._read(section.offset, CHDR.size, what)
+            cached = cache.load(section.offset, CHDR.unpack_from(header)[2])
+            if cached is not None:
+                return cached
+        data = self._decompress_gabi(self._read(section.offset, section.size, what), what)
+        cache.store(section.offset, data)
         return data
 
     def _decompress_gabi(self, data: bytes, what: str) -> bytes:
