@@ -287,7 +287,7 @@ def test_default_keeps_written_memory_and_elf_headers(parked: Stopped, programs:
     assert libc_first.file_size == PAGE_SIZE
 
 
-def test_proc_readers_take_odd_names_as_they_are(tmp_path: Path) -> None:
+def test_proc_readers_take_odd_names_as_they_are(tmp_path: Path, programs: Programs) -> None:
     odd = tmp_path / "a map (x) .bin"
     odd.write_bytes(b"\0" * PAGE_SIZE)
     with open(odd, "r+b") as backing, mmap.mmap(backing.fileno(), PAGE_SIZE) as mapped:
@@ -296,12 +296,17 @@ def test_proc_readers_take_odd_names_as_they_are(tmp_path: Path) -> None:
         found = [m for m in procfs.memory_mappings(os.getpid()) if m.start == start]
     assert [(m.path, m.perms, m.offset) for m in found] == [(f"{odd} (deleted)", "rw-s", 0)]
     program = tmp_path / "x) y (z"
-    shutil.copy("/bin/sleep", program)
-    sleeper = subprocess.Popen([str(program), "30"])
+    shutil.copy(programs.path("sleeper"), program)
+    env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
+    sleeper = subprocess.Popen(
+        [str(program), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
+        # its "ready" line: it runs the copied program now (not the parent's exec yet)
+        assert sleeper.stdout is not None and sleeper.stdout.readline().startswith("ready")
         stat = procfs.process_stat(sleeper.pid)
         assert (stat.comm, stat.ppid) == ("x) y (z", os.getpid())
-        assert procfs.command_line(sleeper.pid) == [str(program), "30"]
+        assert procfs.command_line(sleeper.pid) == [str(program), "0"]
     finally:
         sleeper.kill()
         sleeper.wait(WAIT)

@@ -42,6 +42,15 @@ def signal_is_caught_or_ignored(pid: int, signo: int) -> bool:
     return bool((int(fields.get("SigCgt", "0"), 16) | int(fields.get("SigIgn", "0"), 16)) & bit)
 
 
+def pending_signals(tid: int) -> int:
+    """The signals queued for thread ``tid`` alone (SigPnd: bit N-1 is signal N);
+    0 when the thread is gone."""
+    try:
+        return int(status_fields(tid).get("SigPnd", "0"), 16)
+    except (OSError, ValueError):
+        return 0
+
+
 def process_exists(pid: int) -> bool:
     """True while /proc/PID exists (a zombie counts as existing)."""
     return os.path.exists(f"/proc/{pid}")

@@ -535,6 +535,37 @@ class LiveTarget(Target):
                     break
                 self._on_status_while_stopping(thread, status)
 
+    def _take_pending_hit(self, thread: LiveThread) -> None:
+        """A thread the interrupt stopped just after it executed one of our int3s: the
+        kernel reports the interrupt before the SIGTRAP, which stays queued. Left
+        there, it would surface after the breakpoint is gone, as a trap nobody set.
+        So take it now: resumed, the thread stops for the queued signal before it
+        runs any code; then rewind it to the breakpoint, which it hits again when it
+        runs (or, if the breakpoint is removed meanwhile, runs the original code)."""
+        sites = thread.process.sites
+        if not sites:
+            return
+        regs = self._regs(thread)
+        site = sites.get(regs.rip - 1)
+        if site is None or not site.inserted:
+            return
+        if procfs.pending_signals(thread.tid) != 1 << (pt.SIGTRAP - 1):
+            return  # no queued trap (or other signals too: left to the usual path)
+        if thread.regs_dirty:
+            return
+        thread.regs_valid = False
+        try:
+            pt.cont(thread.tid, 0)
+        except ProcessLookupError:
+            return
+        _, status = _wait_blocking(thread.tid, _WAIT_ALL)
+        if pt.is_stopped(status) and pt.event_of(status) == 0 and pt.stop_signal(status) == pt.SIGTRAP:
+            regs = self._regs(thread)
+            regs.rip -= 1
+            thread.regs_dirty = True
+            return
+        self._deferred.append((thread.tid, status))
+
     def _on_status_while_stopping(self, thread: LiveThread, status: int) -> None:
         if not pt.is_stopped(status):
             self._deferred.append((thread.tid, status))
@@ -546,6 +577,8 @@ class LiveTarget(Target):
         event = pt.event_of(status)
         if event == pt.PTRACE_EVENT_STOP and (thread.interrupt_pending or previous is ThreadState.NEW):
             thread.interrupt_pending = False
+            if previous is not ThreadState.NEW:
+                self._take_pending_hit(thread)
             return
         if event == 0 and pt.stop_signal(status) == pt.SIGTRAP:
             regs = self._regs(thread)
