@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from conftest import FIXTURE_SOURCES, Programs
 from test_console import after, console
@@ -116,3 +117,18 @@ def test_x_shows_dwarf_types_of_functions_and_the_locals(programs: Programs) -> 
     assert after(out, "x /t libc!qsort")[0].endswith(
         " void libc!qsort (void *, size_t, size_t, __compar_fn_t)"
     )
+
+
+def test_dv_without_dwarf_says_so_in_cdbs_three_lines(tmp_path: Path) -> None:
+    source = tmp_path / "bare.c"
+    source.write_text("int main(void) { return 0; }\n")
+    program = tmp_path / "bare"
+    subprocess.run(["gcc", "-O0", "-no-pie", "-o", str(program), str(source)], check=True)
+    script = "bp bare!main\ng\ndv\n?? 1 + 2\nq\n"
+    run = console([str(program)], stdin=script)
+    assert after(run.stdout, "dv") == [
+        "Unable to enumerate locals, no DWARF information",
+        "Private symbols (symbols.pri) are required for locals.",
+        'Type ".hh dbgerr005" for details.',
+    ]
+    assert after(run.stdout, "?? 1 + 2") == ["int 0n3"]  # expressions need no DWARF

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
-from conftest import FIXTURE_SOURCES, Harness, Recorder
+from conftest import FIXTURE_SOURCES, WAIT, Harness, Recorder
 
 from lindbg import Status
 from lindbg.constants import CES, CodeLevel, EventMask, SourceOptions
@@ -215,3 +216,44 @@ def test_a_line_breakpoint_on_a_function_line_lands_past_the_prologue_like_gdb(h
     got = [harness.client.add_breakpoint(f"{SOURCE}:{line}").address for line in lines]
     assert got == expected
     assert got[0] != harness.symbol("stepping", "add")  # not the function's first byte
+
+
+SPIN = """
+#include <stdio.h>
+volatile int spin = 1;
+int main(void) {
+    int n = 0;
+    while (spin) { n++; }   /* SPIN */
+    printf("%d\\n", n);
+    return 0;
+}
+"""
+
+
+def test_a_break_in_stops_a_line_step_that_never_ends_and_a_long_t_n(
+    harness: Harness, tmp_path: Path
+) -> None:
+    source = tmp_path / "spin.c"
+    source.write_text(SPIN)
+    program = tmp_path / "spin"
+    subprocess.run(["gcc", "-g", "-O0", "-no-pie", "-o", str(program), str(source)], check=True)
+    harness.client.create_process([str(program)], env=harness.pipe.env)
+    bp = harness.client.add_breakpoint(f"spin.c:{_line_of(str(source), 'SPIN')}")
+    harness.go()
+    harness.client.remove_breakpoint(bp)
+    harness.client.set_code_level(CodeLevel.SOURCE)
+    for status, count in ((Status.STEP_OVER, 1), (Status.STEP_INTO, 10**8)):
+        harness.client.set_execution_status(status, count)
+        assert harness.client.wait_for_event(timeout=0.3) is False  # still stepping the loop's line
+        harness.client.set_interrupt()
+        assert harness.client.wait_for_event(timeout=WAIT)
+        assert harness.client.get_execution_status() == Status.BREAK
+        event = harness.client.get_last_event()
+        assert event is not None and event.kind == "break"
+        assert _where_in(harness, "spin.c") == _line_of(str(source), "SPIN")
+
+
+def _where_in(harness: Harness, file: str) -> int:
+    line = harness.client.source_line(harness.rip())
+    assert line is not None and line.file.endswith(file)
+    return line.line

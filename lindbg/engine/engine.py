@@ -982,7 +982,9 @@ class Engine:
         return True
 
     def _has_interrupt(self) -> bool:
-        return self._interrupt or self._unusable_reason is not None
+        target = self.target
+        requested = isinstance(target, LiveTarget) and target.interrupt_requested
+        return self._interrupt or requested or self._unusable_reason is not None
 
     def _running_status(self) -> Status:
         """What an event nobody cared about resumes with: the step in progress, or GO."""

@@ -219,6 +219,11 @@ class LiveTarget(Target):
         """Stop the running target at the next ``wait_event`` (engine thread)."""
         self._interrupt_requested = True
 
+    @property
+    def interrupt_requested(self) -> bool:
+        """A break-in is asked for and not yet delivered."""
+        return self._interrupt_requested
+
     def wait_event(self) -> TargetEvent | None:
         while True:
             if self._ready:
@@ -598,6 +603,14 @@ class LiveTarget(Target):
             return  # report what is queued before anything runs again
         if signal:
             self._thread(tid).pending_signal = signal
+        if self._interrupt_requested and tid in self._threads:
+            # a break-in asked for while the engine was between two steps of a longer
+            # step (a source line, `t N`): nothing runs, the next event is the break
+            self._interrupt_requested = False
+            self.running = True
+            thread = self._threads[tid]
+            self._ready.append(TargetEvent(EventKind.INTERRUPT, thread.process.pid, tid))
+            return
         if mode is ResumeMode.STEP:
             self._step_thread(self._thread(tid))
             self.running = True
