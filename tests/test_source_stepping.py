@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURE_SOURCES, WAIT, Harness, Recorder
 
 from lindbg import Status
@@ -257,3 +258,30 @@ def _where_in(harness: Harness, file: str) -> int:
     line = harness.client.source_line(harness.rip())
     assert line is not None and line.file.endswith(file)
     return line.line
+
+
+def test_next_out_of_main_stops_in_libcs_caller_like_gdb(harness: Harness) -> None:
+    """Out of main, into libc's own lines (libc6-dbg): gdb stops on the caller's row
+    that follows the call (`exit (result);`), then `next` runs the program out."""
+    program = harness.programs.path("stepping")
+    start = _line_of(_source(harness), "return 0;")
+    args = ["gdb", "-batch", "-nx", "-ex", f"break {SOURCE}:{start}", "-ex", "run"]
+    output = subprocess.run(
+        [*args, "-ex", "next", "-ex", "next", "-ex", "next", program],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
+    caller = re.search(r"^(\w+) \(.*\) at \S+/(\S+):(\d+)$", output, re.MULTILINE)
+    if caller is None:
+        pytest.skip("gdb did not stop in libc (its debug file is needed)")
+    stop_at_line(harness, start)
+    harness.go(Status.STEP_OVER)
+    harness.go(Status.STEP_OVER)
+    frame = harness.client.stack(max_frames=1)[0]
+    assert frame.function == caller.group(1)
+    assert frame.file is not None and frame.file.endswith(caller.group(2))
+    assert frame.line == int(caller.group(3))
+    harness.go(Status.STEP_OVER)  # over exit(): the program ends
+    assert harness.client.get_execution_status() == Status.NO_DEBUGGEE

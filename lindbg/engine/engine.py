@@ -83,8 +83,6 @@ if TYPE_CHECKING:
 DEFAULT_BREAK_SIGNALS = frozenset({4, 5, 6, 7, 8, 11})  # SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGSEGV
 
 _GO_STATUSES = frozenset({Status.GO, Status.GO_HANDLED, Status.GO_NOT_HANDLED, Status.IGNORE_EVENT})
-#: ret, ret imm16 (and their far forms): the step after them lands in a caller.
-_RETURN_OPCODES = (b"\xc3", b"\xc2", b"\xcb", b"\xca")
 _STEP_STATUSES = frozenset({Status.STEP_INTO, Status.STEP_OVER, Status.STEP_BRANCH})
 _WATCH_KINDS = {
     "e": WatchKind.EXECUTE,
@@ -937,8 +935,7 @@ class Engine:
                     single = not self._plant_step_over(tid)
                 else:
                     plan.entered_call = True
-            elif code[:1] in _RETURN_OPCODES or code[:2] in (b"\xf3\xc3", b"\xf2\xc3"):
-                plan.returning = True
+
         elif status is Status.STEP_OVER and self._step_over is None:
             single = not self._plant_step_over(tid)  # not on a call: one instruction
         target.resume(ResumeMode.STEP if single else ResumeMode.CONTINUE, tid, 0)
@@ -949,7 +946,7 @@ class Engine:
         plan = self._line_step
         if plan is not None and tid == plan.tid and self.status in _STEP_STATUSES:
             pc = self._live.get_register(tid, "rip")
-            action = plan.decide(pc, self._line_span(pc), self._inline_depth(pc), self._function_start(pc))
+            action = plan.decide(pc, self._line_span(pc), self._inline_depth(pc))
             if action is StepAction.STEP:
                 self._resume()
                 return False
@@ -1047,12 +1044,6 @@ class Engine:
         if entered:
             self._hidden_inline = (tid, pc, entered)
 
-    def _function_start(self, pc: int) -> int | None:
-        located = self.symbols.locate(self._modules_of(), pc, self._memory_reader())
-        if located is None or located.symbol is None:
-            return None
-        return pc - located.offset
-
     def _plant_return_mark(self, tid: int) -> bool:
         """At a function's first instruction: a mark at its return address (``[rsp]``)."""
         target = self._live
@@ -1097,7 +1088,7 @@ class Engine:
         span = self._line_span(pc)
         if span is None:
             return None
-        return LineStep(tid, over, span, self._inline_depth(pc), self._function_start(pc))
+        return LineStep(tid, over, span, self._inline_depth(pc))
 
     def _clear_step_over(self) -> None:
         mark = self._step_over

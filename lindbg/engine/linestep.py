@@ -12,12 +12,11 @@ ptrace plumbing, so they can be read (and tested) as rules:
   the body; a callee without line information (a PLT stub, a library without
   DWARF) is run over as ``p`` does.
 - At the start of an ``is_stmt`` row of a different line: stop.
-- In the middle of a line (a jump into a line): take that line's span and go on.
-- A return into a different function takes the caller's whole line (its
-  same-line rows together) and goes on, so the stop is at the start of the
-  caller's next line; a return into the same function (recursion) follows the
-  rules above, so it stops at the caller's row of the call line. Both are what
-  gdb 13 does.
+- In the middle of a row (a return into the caller, a jump into a line): take that
+  row and go on, so the stop is at the start of the next row of another line, as gdb.
+  Rows are gdb's: a repeated row of a line that has a DWARF discriminator (loops)
+  belongs to the row before (``LineTable.line_span``), which is why a return into a
+  loop's line goes on and a return onto a row of its own stops, both as in gdb 13.
 - ``p`` does not stop inside an inlined call made on the stepped line: it goes on
   while the pc is deeper in inlined calls than where it started.
 - In code without line information (returned out of the last frame with lines):
@@ -55,47 +54,40 @@ class LineSpan:
 class LineStep:
     """One source-line step of thread ``tid`` in progress."""
 
-    def __init__(self, tid: int, over: bool, span: LineSpan, inline_depth: int, function: int | None) -> None:
+    def __init__(self, tid: int, over: bool, span: LineSpan, inline_depth: int) -> None:
         self.tid = tid
         self.over = over
-        self._take(span, inline_depth, function)
+        self._take(span, inline_depth)
         #: the inline depth where the step began (``inline_depth`` follows the lines)
         self.start_depth = inline_depth
         #: set by the engine when the instruction just stepped was a call
         self.entered_call = False
-        #: set by the engine when the instruction just stepped was a return
-        self.returning = False
 
-    def decide(self, pc: int, span: LineSpan | None, inline_depth: int, function: int | None) -> StepAction:
-        """What to do now that the thread is at ``pc`` (``span``: its line, if any;
-        ``function``: the start address of the function holding it, if known)."""
-        entered, returned = self.entered_call, self.returning
-        self.entered_call = self.returning = False
+    def decide(self, pc: int, span: LineSpan | None, inline_depth: int) -> StepAction:
+        """What to do now that the thread is at ``pc`` (``span``: its line, if any)."""
+        entered = self.entered_call
+        self.entered_call = False
         if entered:
             if span is None or self.over:
                 return StepAction.RUN_TO_RETURN
-            self._take(span, inline_depth, function)  # run through the callee's prologue line
+            self._take(span, inline_depth)  # run through the callee's prologue line
             return StepAction.STEP
         if self.low <= pc < self.high:
             return StepAction.STEP
         if span is None:
             return StepAction.STOP
-        if returned and function != self.function:
-            self._take(span, inline_depth, function)
-            return StepAction.STEP
         if self.over and inline_depth > self.inline_depth:
             return StepAction.STEP  # inside an inlined call made on the stepped line
         row = span.row
         at_row_start = pc == row.address
         if at_row_start and row.is_stmt and (row.file, row.line) != (self.file, self.line):
             return StepAction.STOP
-        self._take(span, inline_depth, function)
+        self._take(span, inline_depth)
         return StepAction.STEP
 
-    def _take(self, span: LineSpan, inline_depth: int, function: int | None) -> None:
+    def _take(self, span: LineSpan, inline_depth: int) -> None:
         self.file = span.row.file
         self.line = span.row.line
         self.low = span.low
         self.high = span.high
         self.inline_depth = inline_depth
-        self.function = function

@@ -319,6 +319,9 @@ class _Rows:
     ends: list[int] = field(default_factory=list)
     reach: list[int] = field(default_factory=list)  # running max of ends (intervals may overlap)
     info: list[tuple[int, int, bool]] = field(default_factory=list)  # (file index, line, is_stmt)
+    #: rows gdb folds into the row before (the same line again, in a line that had a
+    #: non-zero discriminator: gdb's dwarf_record_line_p); only ``line_span`` uses them
+    folded: list[bool] = field(default_factory=list)
     stmts: list[tuple[int, int, int]] = field(default_factory=list)  # (address, file index, line)
 
 
@@ -379,9 +382,10 @@ class LineTable:
         return self._cus_covering(address)
 
     def line_span(self, address: int) -> tuple[SourceLine, int, int] | None:
-        """The row holding link-time ``address`` and the span ``[low, high)`` of the
-        contiguous rows around it that belong to the same file and line: what one
-        source-line step runs through. None without line information there."""
+        """The row holding link-time ``address`` as gdb keeps it (gdb folds a repeated
+        row of a line that has a discriminator into the row before) and its span
+        ``[low, high)``: what one source-line step runs through. None without line
+        information there."""
         self._index()
         for cu_offset in self._cus_covering(address):
             unit = self._unit_at.get(cu_offset)
@@ -962,9 +966,25 @@ class LineTable:
         const_add = (255 - opcode_base) // line_range
         skip_zero = not self._relocatable
 
-        intervals: list[tuple[int, int, int, int, bool]] = []
+        intervals: list[tuple[int, int, int, int, bool, bool]] = []
         stmts: list[tuple[int, int, int]] = []
-        sequence: list[tuple[int, int, int, bool]] = []  # (address, file, line, is_stmt)
+        sequence: list[tuple[int, int, int, bool, bool]] = []  # (address, file, line, is_stmt, folded)
+        # gdb's folding of repeated lines (see _Rows.folded)
+        discriminator = 0
+        line_had_discriminator = False
+        last_file_line: tuple[int, int] | None = None
+
+        def emit() -> None:
+            nonlocal discriminator, last_file_line
+            folded = last_file_line == (file, line) and line_had_discriminator
+            sequence.append((address, file, line, is_stmt, folded))
+            last_file_line = (file, line)
+            discriminator = 0
+
+        def moved_line(delta: int) -> None:
+            nonlocal line_had_discriminator
+            if delta:
+                line_had_discriminator = discriminator != 0
 
         address = 0
         op_index = 0
@@ -991,10 +1011,10 @@ class LineTable:
                 while j >= 0 and sequence[j][0] == at and sequence[j][1] == sequence[i - 1][1]:
                     empty[j] = True
                     j -= 1
-            for i, (row_address, row_file, row_line, row_stmt) in enumerate(sequence):
+            for i, (row_address, row_file, row_line, row_stmt, row_folded) in enumerate(sequence):
                 nxt = sequence[i + 1][0] if i + 1 < count else end_address
                 if nxt > row_address:
-                    intervals.append((row_address, nxt, row_file, row_line, row_stmt))
+                    intervals.append((row_address, nxt, row_file, row_line, row_stmt, row_folded))
                 if row_stmt and row_line and not empty[i]:
                     stmts.append((row_address, row_file, row_line))
 
@@ -1013,8 +1033,10 @@ class LineTable:
             if opcode >= opcode_base:
                 adjusted = opcode - opcode_base
                 advance(adjusted // line_range)
-                line += line_base + adjusted % line_range
-                sequence.append((address, file, line, is_stmt))
+                delta = line_base + adjusted % line_range
+                moved_line(delta)
+                line += delta
+                emit()
             elif opcode == 0:
                 length, pos = _uleb(data, pos)
                 if length == 0:
@@ -1031,6 +1053,9 @@ class LineTable:
                     file = 1
                     line = 1
                     is_stmt = program.default_is_stmt
+                    discriminator = 0
+                    line_had_discriminator = False
+                    last_file_line = None
                 elif sub == 2:  # DW_LNE_set_address
                     address = raw.uint(data, pos + 1, length - 1)
                     op_index = 0
@@ -1040,14 +1065,18 @@ class LineTable:
                     dirs = program.include_dirs
                     directory = dirs[index] if index < len(dirs) else ""
                     program.files.append(_join(program.comp_dir, directory, _text(name)))
+                elif sub == 4:  # DW_LNE_set_discriminator
+                    discriminator, _p = _uleb(data, pos + 1)
+                    line_had_discriminator = line_had_discriminator or discriminator != 0
                 pos = next_pos
             elif opcode == 1:  # DW_LNS_copy
-                sequence.append((address, file, line, is_stmt))
+                emit()
             elif opcode == 2:  # DW_LNS_advance_pc
                 operand, pos = _uleb(data, pos)
                 advance(operand)
             elif opcode == 3:  # DW_LNS_advance_line
                 delta, pos = _sleb(data, pos)
+                moved_line(delta)
                 line += delta
             elif opcode == 4:  # DW_LNS_set_file
                 file, pos = _uleb(data, pos)
@@ -1074,12 +1103,13 @@ class LineTable:
         intervals.sort(key=lambda item: item[0])
         rows = _Rows()
         reach = 0
-        for start, stop, row_file, row_line, row_stmt in intervals:
+        for start, stop, row_file, row_line, row_stmt, row_folded in intervals:
             reach = max(reach, stop)
             rows.starts.append(start)
             rows.ends.append(stop)
             rows.reach.append(reach)
             rows.info.append((row_file, row_line, row_stmt))
+            rows.folded.append(row_folded)
         rows.stmts = stmts
         return rows
 
@@ -1100,21 +1130,18 @@ class LineTable:
 
 
 def _span(rows: _Rows, address: int) -> tuple[int, int, int] | None:
-    """(row index, low, high): the row holding ``address`` and its same-line neighbours."""
+    """(row index, low, high): the row holding ``address`` as gdb keeps it, with the
+    rows gdb folds into it (see ``_Rows.folded``): what one line step runs through."""
     index = bisect.bisect_right(rows.starts, address) - 1
     if index < 0 or rows.ends[index] <= address:
         return None
-    file_line = rows.info[index][:2]
-    low, high = rows.starts[index], rows.ends[index]
-    before = index - 1
-    while before >= 0 and rows.ends[before] == low and rows.info[before][:2] == file_line:
-        low = rows.starts[before]
-        before -= 1
-    after = index + 1
-    while after < len(rows.starts) and rows.starts[after] == high and rows.info[after][:2] == file_line:
-        high = rows.ends[after]
-        after += 1
-    return index, low, high
+    first = index
+    while first > 0 and rows.folded[first] and rows.ends[first - 1] == rows.starts[first]:
+        first -= 1
+    last = index
+    while last + 1 < len(rows.starts) and rows.folded[last + 1] and rows.starts[last + 1] == rows.ends[last]:
+        last += 1
+    return first, rows.starts[first], rows.ends[last]
 
 
 def _join(comp_dir: str | None, directory: str, name: str) -> str:
