@@ -54,6 +54,12 @@ class LineSpan:
 class LineStep:
     """One source-line step of thread ``tid`` in progress."""
 
+    file: str
+    line: int
+    low: int
+    high: int
+    inline_depth: int
+
     def __init__(self, tid: int, over: bool, span: LineSpan, inline_depth: int) -> None:
         self.tid = tid
         self.over = over
@@ -79,9 +85,13 @@ class LineStep:
         if self.over and inline_depth > self.inline_depth:
             return StepAction.STEP  # inside an inlined call made on the stepped line
         row = span.row
-        at_row_start = pc == row.address
-        if at_row_start and row.is_stmt and (row.file, row.line) != (self.file, self.line):
-            return StepAction.STOP
+        if pc == row.address and (row.file, row.line) != (self.file, self.line):
+            if row.is_stmt:
+                return StepAction.STOP
+            # the start of a row that is not a statement: step through it, still
+            # stepping away from the same line (gdb keeps its step info here)
+            self.low, self.high, self.inline_depth = span.low, span.high, inline_depth
+            return StepAction.STEP
         self._take(span, inline_depth)
         return StepAction.STEP
 

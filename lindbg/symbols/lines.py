@@ -322,6 +322,9 @@ class _Rows:
     #: rows gdb folds into the row before (the same line again, in a line that had a
     #: non-zero discriminator: gdb's dwarf_record_line_p); only ``line_span`` uses them
     folded: list[bool] = field(default_factory=list)
+    #: (file index, line) of a statement row at the same start address as a row that
+    #: is not one (what a step stops on there); None otherwise
+    statement_at: list[tuple[int, int] | None] = field(default_factory=list)
     stmts: list[tuple[int, int, int]] = field(default_factory=list)  # (address, file index, line)
 
 
@@ -397,6 +400,9 @@ class LineTable:
             if found is not None:
                 index, low, high = found
                 file_index, line, is_stmt = rows.info[index]
+                statement = rows.statement_at[index]
+                if statement is not None:
+                    file_index, line, is_stmt = statement[0], statement[1], True
                 files = program.files
                 path = files[file_index] if 0 <= file_index < len(files) else None
                 return SourceLine(path or "??", line, rows.starts[index], is_stmt), low, high
@@ -966,7 +972,7 @@ class LineTable:
         const_add = (255 - opcode_base) // line_range
         skip_zero = not self._relocatable
 
-        intervals: list[tuple[int, int, int, int, bool, bool]] = []
+        intervals: list[tuple[int, int, int, int, bool, bool, tuple[int, int] | None]] = []
         stmts: list[tuple[int, int, int]] = []
         sequence: list[tuple[int, int, int, bool, bool]] = []  # (address, file, line, is_stmt, folded)
         # gdb's folding of repeated lines (see _Rows.folded)
@@ -1011,10 +1017,20 @@ class LineTable:
                 while j >= 0 and sequence[j][0] == at and sequence[j][1] == sequence[i - 1][1]:
                     empty[j] = True
                     j -= 1
+            stmt_here: tuple[int, int] | None = None  # (file, line) of a statement row at this address
             for i, (row_address, row_file, row_line, row_stmt, row_folded) in enumerate(sequence):
                 nxt = sequence[i + 1][0] if i + 1 < count else end_address
+                if row_stmt:
+                    stmt_here = (row_file, row_line)
                 if nxt > row_address:
-                    intervals.append((row_address, nxt, row_file, row_line, row_stmt, row_folded))
+                    # several rows at one address, the last not a statement: a step
+                    # takes the statement row among them, as gdb's find_pc_sect_line
+                    alternative = stmt_here if not row_stmt else None
+                    intervals.append(
+                        (row_address, nxt, row_file, row_line, row_stmt, row_folded, alternative)
+                    )
+                if nxt != row_address:
+                    stmt_here = None
                 if row_stmt and row_line and not empty[i]:
                     stmts.append((row_address, row_file, row_line))
 
@@ -1103,13 +1119,14 @@ class LineTable:
         intervals.sort(key=lambda item: item[0])
         rows = _Rows()
         reach = 0
-        for start, stop, row_file, row_line, row_stmt, row_folded in intervals:
+        for start, stop, row_file, row_line, row_stmt, row_folded, alternative in intervals:
             reach = max(reach, stop)
             rows.starts.append(start)
             rows.ends.append(stop)
             rows.reach.append(reach)
             rows.info.append((row_file, row_line, row_stmt))
             rows.folded.append(row_folded)
+            rows.statement_at.append(alternative)
         rows.stmts = stmts
         return rows
 
