@@ -285,3 +285,26 @@ def test_next_out_of_main_stops_in_libcs_caller_like_gdb(harness: Harness) -> No
     assert frame.line == int(caller.group(3))
     harness.go(Status.STEP_OVER)  # over exit(): the program ends
     assert harness.client.get_execution_status() == Status.NO_DEBUGGEE
+
+
+def test_t_into_a_library_call_goes_through_the_plt_like_gdb(harness: Harness) -> None:
+    """`t` on a printf line: through the PLT stub (unbound yet: lazy binding) into
+    libc's printf, stopping where its prologue row ends, then line by line, as gdb."""
+    program = harness.programs.path("stepping")
+    start = _line_of(_source(harness), 'printf("x=%d f=%d w=%d\\n", x, f, w);')
+    args = ["gdb", "-batch", "-nx", "-ex", f"break {SOURCE}:{start}", "-ex", "run"]
+    args += ["-ex", "step", "-ex", "step", "-ex", "step", program]
+    output = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False).stdout
+    entered = re.search(r"^\w+ \(.*\) at \S*?([\w-]+\.c):(\d+)$", output, re.MULTILINE)
+    if entered is None:
+        pytest.skip("gdb did not step into libc (its debug file is needed)")
+    expected = [(entered.group(1), int(entered.group(2)))]
+    expected += [(entered.group(1), int(n)) for n in re.findall(r"^(\d+)\t", output[entered.end() :], re.M)]
+    stop_at_line(harness, start)
+    got = []
+    for _ in range(len(expected)):
+        harness.go(Status.STEP_INTO)
+        frame = harness.client.stack(max_frames=1)[0]
+        assert frame.file is not None and frame.line is not None
+        got.append((frame.file.rsplit("/", 1)[-1], frame.line))
+    assert got == expected

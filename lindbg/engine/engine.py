@@ -950,6 +950,10 @@ class Engine:
             if action is StepAction.STEP:
                 self._resume()
                 return False
+            if action is StepAction.RUN_TO_RETURN and not plan.over and self._plant_stub_target_mark(tid, pc):
+                plan.entered_call = True  # decided again at the function the stub jumps to
+                self._live.resume(ResumeMode.CONTINUE, tid, 0)
+                return False
             if action is StepAction.RUN_TO_RETURN and self._plant_return_mark(tid):
                 self._live.resume(ResumeMode.CONTINUE, tid, 0)
                 return False
@@ -1043,6 +1047,54 @@ class Engine:
             entered += 1
         if entered:
             self._hidden_inline = (tid, pc, entered)
+
+    def _plant_stub_target_mark(self, tid: int, pc: int) -> bool:
+        """`t` into a PLT stub (``[endbr64;] [bnd] jmp *GOT(%rip)``): if the GOT slot
+        holds a function with line information, a mark there, so the step goes on in
+        the library's code as gdb's does (a slot the loader has not filled yet still
+        points into the PLT: that call is stepped over)."""
+        target = self._live
+        thread = self.threads[tid]
+        code = target.read_memory(thread.pid, pc, 16)
+        start = 4 if code[:4] == b"\xf3\x0f\x1e\xfa" else 0
+        if code[start : start + 1] == b"\xf2":
+            start += 1
+        if code[start : start + 2] != b"\xff\x25":
+            return False
+        next_ip = pc + start + 6
+        slot = next_ip + int.from_bytes(code[start + 2 : start + 6], "little", signed=True)
+        try:
+            destination = int.from_bytes(target.read_memory(thread.pid, slot, 8), "little")
+        except MemoryAccessError:
+            return False
+        if self._line_span(destination) is None:
+            # not bound yet (lazy binding: the slot leads to the loader's resolver):
+            # the function the slot's relocation names, wherever it is loaded
+            destination = self._plt_destination(slot) or 0
+            if not destination or self._line_span(destination) is None:
+                return False
+        mark = _StepOverMark(thread.pid, tid, destination, target.get_register(tid, "rsp"))
+        target.claim_site(thread.pid, destination, mark)
+        self._step_over = mark
+        return True
+
+    def _plt_destination(self, slot: int) -> int | None:
+        """The address of the function GOT ``slot`` is for, looked up by name in the
+        other modules (the binding the loader is about to make)."""
+        modules = self._modules_of()
+        owner = next((m for m in modules if m.base <= slot < m.end), None)
+        image = self.symbols.of(owner, self._memory_reader()).image if owner is not None else None
+        if owner is None or image is None:
+            return None
+        name = image.plt_slots.get(slot - owner.bias)
+        if name is None:
+            return None
+        others = [m for m in modules if m is not owner]
+        try:
+            found = self.symbols.resolve_symbol(others, None, name)
+        except LindbgError:
+            return None
+        return found[0] if found else None
 
     def _plant_return_mark(self, tid: int) -> bool:
         """At a function's first instruction: a mark at its return address (``[rsp]``)."""

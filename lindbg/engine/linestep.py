@@ -8,9 +8,10 @@ ptrace plumbing, so they can be read (and tested) as rules:
 - Inside the span of the line the step started on: go on.
 - On a call: ``p`` runs over it to the return address (one breakpoint, no single
   steps through the callee); ``t`` steps in, and if the callee has line
-  information steps through its prologue line, so it stops at the first line of
-  the body; a callee without line information (a PLT stub, a library without
-  DWARF) is run over as ``p`` does.
+  information runs through its first row (the prologue) and stops where that row
+  ends, as gdb's ``skip_prologue_using_sal``; a PLT stub is followed to the
+  function it binds to (the engine plants the mark); a callee without line
+  information (a library without DWARF) is run over as ``p`` does.
 - At the start of an ``is_stmt`` row of a different line: stop.
 - In the middle of a row (a return into the caller, a jump into a line): take that
   row and go on, so the stop is at the start of the next row of another line, as gdb.
@@ -68,6 +69,8 @@ class LineStep:
         self.start_depth = inline_depth
         #: set by the engine when the instruction just stepped was a call
         self.entered_call = False
+        #: after `t` entered a function: where its prologue (first row) ends
+        self.prologue_end: int | None = None
 
     def decide(self, pc: int, span: LineSpan | None, inline_depth: int) -> StepAction:
         """What to do now that the thread is at ``pc`` (``span``: its line, if any)."""
@@ -76,8 +79,16 @@ class LineStep:
         if entered:
             if span is None or self.over:
                 return StepAction.RUN_TO_RETURN
-            self._take(span, inline_depth)  # run through the callee's prologue line
+            # run through the callee's first row, its prologue, and stop where it
+            # ends whatever its line (gdb's skip_prologue_using_sal)
+            self._take(span, inline_depth)
+            self.prologue_end = span.high
             return StepAction.STEP
+        if self.prologue_end is not None:
+            if pc == self.prologue_end:
+                return StepAction.STOP
+            if not self.low <= pc < self.high:
+                self.prologue_end = None  # left the first row another way: the usual rules
         if self.low <= pc < self.high:
             return StepAction.STEP
         if span is None:

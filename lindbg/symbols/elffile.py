@@ -15,6 +15,7 @@ failure to understand a file, whatever its cause, is a ``SymbolError`` naming th
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from functools import cached_property
 from typing import NamedTuple
@@ -65,6 +66,10 @@ _MAX_DECOMPRESSED = 1 << 32
 _SYMBOL_KINDS = {2: "function", 10: "function", 1: "object", 0: "other"}
 #: st_info's binding nibble -> order among aliases of one address (global first).
 _BINDING_ORDER = {1: 0, 10: 0, 2: 1, 0: 2}
+
+
+#: Elf64_Rela: r_offset, r_info (symbol << 32 | type), r_addend.
+_RELA = struct.Struct("<QQq")
 
 
 class _Section(NamedTuple):
@@ -366,6 +371,29 @@ class ElfImage:
         return name, int.from_bytes(data[crc_at : crc_at + 4], "little")
 
     # ------------------------------------------------------------------ symbols
+
+    @cached_property
+    def plt_slots(self) -> dict[int, str]:
+        """GOT slot (link-time address) -> the function the loader binds it to, from
+        ``.rela.plt`` and ``.dynsym``: what a PLT stub jumps to once resolved."""
+        relocations = self.section_data(".rela.plt")
+        dynsym = self._section(".dynsym")
+        if not relocations or dynsym is None or not 0 < dynsym.link < len(self._sections):
+            return {}
+        symbols = self._contents(dynsym) or b""
+        strings = self._contents(self._sections[dynsym.link]) or b""
+        slots: dict[int, str] = {}
+        usable = len(relocations) - len(relocations) % _RELA.size
+        for offset, info, _addend in _RELA.iter_unpack(relocations[:usable]):
+            index = info >> 32
+            entry = index * SYM.size
+            if not index or entry + SYM.size > len(symbols):
+                continue
+            name_offset = SYM.unpack_from(symbols, entry)[0]
+            end = strings.find(b"\0", name_offset)
+            if end > name_offset:
+                slots[offset] = strings[name_offset:end].decode("utf-8", "replace")
+        return slots
 
     @cached_property
     def symbols(self) -> SymbolTable:
