@@ -593,3 +593,15 @@ __all__ = [
     "reap_child",
     "wait_exited",
 ]
+
+
+def gdb_at(program: str, location: str | None, *commands: str, timeout: float = 120) -> str:
+    """What ``gdb -batch`` prints for ``commands`` after ``break LOCATION`` and
+    ``run`` (no location: the commands alone, on the file), standard output."""
+    args = ["gdb", "-batch", "-nx", "-ex", "set pagination off"]
+    if location is not None:
+        args += ["-ex", f"break {location}", "-ex", "run"]
+    for command in commands:
+        args += ["-ex", command]
+    run = subprocess.run([*args, program], capture_output=True, text=True, timeout=timeout, check=False)
+    return run.stdout

@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import FIXTURE_SOURCES, Programs
+from conftest import FIXTURE_SOURCES, Programs, gdb_at
 from test_console import after, console
 
 SOURCE = FIXTURE_SOURCES / "stepping.c"
@@ -32,11 +32,8 @@ def _run(programs: Programs, *commands: str) -> str:
 
 
 def _gdb(programs: Programs, *commands: str) -> list[str]:
-    args = ["gdb", "-batch", "-nx", "-ex", f"break {STOP}", "-ex", "run"]
-    for command in commands:
-        args += ["-ex", command]
-    output = subprocess.run([*args, programs.path("stepping")], capture_output=True, text=True, check=False)
-    return [m.group(1) for m in re.finditer(r"^\$\d+ = (.*)$", output.stdout, re.MULTILINE)]
+    output = gdb_at(programs.path("stepping"), STOP, *commands)
+    return [m.group(1) for m in re.finditer(r"^\$\d+ = (.*)$", output, re.MULTILINE)]
 
 
 def test_dv_lists_parameters_then_locals_in_cdb_layout(programs: Programs) -> None:

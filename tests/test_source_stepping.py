@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_SOURCES, WAIT, Harness, Recorder
+from conftest import FIXTURE_SOURCES, WAIT, Harness, Recorder, gdb_at
 
 from lindbg import Status
 from lindbg.constants import CES, CodeLevel, EventMask, SourceOptions
@@ -28,19 +28,7 @@ def _line_of(path: str, text: str) -> int:
 def gdb_stops(program: str, start_line: int, command: str, count: int) -> list[tuple[str, int]]:
     """(function, line) where gdb stands after a breakpoint at ``start_line`` and
     then after each of ``count`` ``command``s (stops outside the fixture's file end it)."""
-    args = [
-        "gdb",
-        "-batch",
-        "-nx",
-        "-ex",
-        "set pagination off",
-        "-ex",
-        f"break {SOURCE}:{start_line}",
-        "-ex",
-        "run",
-    ]
-    args += [item for _ in range(count) for item in ("-ex", command)]
-    output = subprocess.run([*args, program], capture_output=True, text=True, timeout=120, check=False).stdout
+    output = gdb_at(program, f"{SOURCE}:{start_line}", *[command] * count)
     stops: list[tuple[str, int]] = []
     function = "?"
     for text in output.splitlines():
@@ -208,8 +196,7 @@ def test_a_line_breakpoint_on_a_function_line_lands_past_the_prologue_like_gdb(h
         _line_of(source, "NOINLINE int add(int a, int b) {"),
         _line_of(source, "for (int i = 0; i < count; i++)"),
     ]
-    args = ["gdb", "-batch", "-nx"] + [arg for line in lines for arg in ("-ex", f"break {SOURCE}:{line}")]
-    output = subprocess.run([*args, program], capture_output=True, text=True, timeout=60, check=False).stdout
+    output = gdb_at(program, None, *[f"break {SOURCE}:{line}" for line in lines])
     expected = [
         int(address, 16) for address in re.findall(r"^Breakpoint \d+ at (0x[0-9a-f]+):", output, re.M)
     ]
@@ -265,14 +252,7 @@ def test_next_out_of_main_stops_in_libcs_caller_like_gdb(harness: Harness) -> No
     that follows the call (`exit (result);`), then `next` runs the program out."""
     program = harness.programs.path("stepping")
     start = _line_of(_source(harness), "return 0;")
-    args = ["gdb", "-batch", "-nx", "-ex", f"break {SOURCE}:{start}", "-ex", "run"]
-    output = subprocess.run(
-        [*args, "-ex", "next", "-ex", "next", "-ex", "next", program],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    ).stdout
+    output = gdb_at(program, f"{SOURCE}:{start}", "next", "next", "next")
     caller = re.search(r"^(\w+) \(.*\) at \S+/(\S+):(\d+)$", output, re.MULTILINE)
     if caller is None:
         pytest.skip("gdb did not stop in libc (its debug file is needed)")
@@ -292,9 +272,7 @@ def test_t_into_a_library_call_goes_through_the_plt_like_gdb(harness: Harness) -
     libc's printf, stopping where its prologue row ends, then line by line, as gdb."""
     program = harness.programs.path("stepping")
     start = _line_of(_source(harness), 'printf("x=%d f=%d w=%d\\n", x, f, w);')
-    args = ["gdb", "-batch", "-nx", "-ex", f"break {SOURCE}:{start}", "-ex", "run"]
-    args += ["-ex", "step", "-ex", "step", "-ex", "step", program]
-    output = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False).stdout
+    output = gdb_at(program, f"{SOURCE}:{start}", "step", "step", "step")
     entered = re.search(r"^\w+ \(.*\) at \S*?([\w-]+\.c):(\d+)$", output, re.MULTILINE)
     if entered is None:
         pytest.skip("gdb did not step into libc (its debug file is needed)")

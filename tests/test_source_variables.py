@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_SOURCES, Harness
+from conftest import FIXTURE_SOURCES, Harness, gdb_at
 
 from lindbg import InvalidOperationError, Status
 from lindbg.symbols.cexpr import CExprError
@@ -49,11 +49,7 @@ def _line_of(path: Path, text: str) -> int:
 
 def gdb_values(program: str, location: str, *commands: str) -> dict[str, str]:
     """``name = value`` lines gdb prints for ``commands`` at the first stop at ``location``."""
-    args = ["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "set print entry-values no"]
-    args += ["-ex", f"break {location}", "-ex", "run"]
-    for command in commands:
-        args += ["-ex", command]
-    output = subprocess.run([*args, program], capture_output=True, text=True, timeout=120, check=False).stdout
+    output = gdb_at(program, location, "set print entry-values no", *commands)
     found: dict[str, str] = {}
     for line in output.splitlines():
         match = re.match(r"^(\$?\w+) = (.*)$", line)
@@ -270,28 +266,7 @@ def test_cpp_class_with_base_namespace_template_and_references_match_gdb(
     location = f"live.cpp:{_line_of(source, '// STOP')}"
     inner = gdb_printed(program, location, ["square", "box", "scale", "local", "alias"])
     outer = gdb_printed(program, location, ["square", "box"], "frame 1")
-    whatis = subprocess.run(
-        [
-            "gdb",
-            "-batch",
-            "-nx",
-            "-ex",
-            f"break {location}",
-            "-ex",
-            "run",
-            "-ex",
-            "whatis local",
-            "-ex",
-            "whatis square",
-            "-ex",
-            "whatis alias",
-            program,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    ).stdout
+    whatis = gdb_at(program, location, "whatis local", "whatis square", "whatis alias")
     types = re.findall(r"^type = (.*)$", whatis, re.MULTILINE)
     _stop_at(harness, program, location)
     values = _as_dict(harness.client.arguments() + harness.client.locals())
