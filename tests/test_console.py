@@ -227,19 +227,28 @@ def test_terminal_line_editing_and_history_across_sessions(programs: Programs, t
         mark = len(terminal.text)
         terminal.type(b"\x03")  # Ctrl-C at the prompt: a fresh prompt, nothing else
         assert terminal.wait_for(b"0:000>", since=mark)
+        # the fresh prompt reads lines: a command typed now runs
+        mark = len(terminal.text)
+        terminal.type(b"? 0n5\n")
+        assert terminal.wait_for(b"Evaluate expression: 5 = ", since=mark)
+        # Ctrl-D only once the next prompt is drawn (the line editor draws it in raw
+        # mode; a Ctrl-D typed while the command still runs meets the terminal's
+        # cooked mode, which swallows it as an empty read)
+        mark = len(terminal.text)
+        assert terminal.wait_for(b"0:000>", since=mark)
         terminal.type(b"\x04")  # Ctrl-D: end of input, as q
         assert terminal.wait_for(b"quit:")
     finally:
         code = terminal.close()
     assert code == 0
     history = (tmp_path / "history").read_text()
-    assert "? 0n7" in history
+    assert "? 0n7" in history and "? 0n5" in history
     # a new session finds the old lines: up arrow recalls the last one
     again = Terminal([programs.path("data")], tmp_path)
     try:
         assert again.wait_for(b"0:000>")
         again.type(b"\x1b[A\n")
-        assert again.wait_for(b"Evaluate expression: 7 = ")
+        assert again.wait_for(b"Evaluate expression: 5 = ")
         again.type(b"q\n")
         assert again.wait_for(b"quit:")
     finally:
