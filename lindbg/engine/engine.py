@@ -946,7 +946,8 @@ class Engine:
         plan = self._line_step
         if plan is not None and tid == plan.tid and self.status in _STEP_STATUSES:
             pc = self._live.get_register(tid, "rip")
-            action = plan.decide(pc, self._line_span(pc), self._inline_depth(pc))
+            setup = self._frame_setup(tid, pc) if plan.entered_call else 0
+            action = plan.decide(pc, self._line_span(pc), self._inline_depth(pc), setup)
             if action is StepAction.STEP:
                 self._resume()
                 return False
@@ -1047,6 +1048,18 @@ class Engine:
             entered += 1
         if entered:
             self._hidden_inline = (tid, pc, entered)
+
+    def _frame_setup(self, tid: int, pc: int) -> int:
+        """The length of ``[endbr64] push rbp; mov rsp, rbp`` at a function's entry ``pc``;
+        0 when the function sets up no frame pointer there."""
+        code = self._live.read_memory(self.threads[tid].pid, pc, 8)
+        start = 4 if code[:4] == b"\xf3\x0f\x1e\xfa" else 0
+        if code[start : start + 1] == b"\x55" and code[start + 1 : start + 4] in (
+            b"\x48\x89\xe5",
+            b"\x48\x8b\xec",
+        ):
+            return start + 4
+        return 0
 
     def _plant_stub_target_mark(self, tid: int, pc: int) -> bool:
         """`t` into a PLT stub (``[endbr64;] [bnd] jmp *GOT(%rip)``): if the GOT slot

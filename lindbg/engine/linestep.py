@@ -8,8 +8,9 @@ ptrace plumbing, so they can be read (and tested) as rules:
 - Inside the span of the line the step started on: go on.
 - On a call: ``p`` runs over it to the return address (one breakpoint, no single
   steps through the callee); ``t`` steps in, and if the callee has line
-  information runs through its first row (the prologue) and stops where that row
-  ends, as gdb's ``skip_prologue_using_sal``; a PLT stub is followed to the
+  information stops where its prologue ends, as gdb's amd64 prologue analysis
+  has it: at the entry when the callee builds no frame pointer, else past ``push
+  rbp; mov rsp, rbp`` and on to the end of that row; a PLT stub is followed to the
   function it binds to (the engine plants the mark); a callee without line
   information (a library without DWARF) is run over as ``p`` does.
 - At the start of an ``is_stmt`` row of a different line: stop.
@@ -72,17 +73,22 @@ class LineStep:
         #: after `t` entered a function: where its prologue (first row) ends
         self.prologue_end: int | None = None
 
-    def decide(self, pc: int, span: LineSpan | None, inline_depth: int) -> StepAction:
-        """What to do now that the thread is at ``pc`` (``span``: its line, if any)."""
+    def decide(self, pc: int, span: LineSpan | None, inline_depth: int, frame_setup: int = 0) -> StepAction:
+        """What to do now that the thread is at ``pc`` (``span``: its line, if any).
+
+        ``frame_setup``: after a call, the length of the callee's ``[endbr64] push
+        rbp; mov rsp, rbp`` at ``pc`` (0 when it builds no frame pointer)."""
         entered = self.entered_call
         self.entered_call = False
         if entered:
             if span is None or self.over:
                 return StepAction.RUN_TO_RETURN
-            # run through the callee's first row, its prologue, and stop where it
-            # ends whatever its line (gdb's skip_prologue_using_sal)
+            if not frame_setup:
+                return StepAction.STOP  # no frame to set up: the entry ends the prologue (gdb, amd64)
+            # past the frame setup; in the middle of the first row, to its end, whatever
+            # its line (gdb's handle_step_into_function)
             self._take(span, inline_depth)
-            self.prologue_end = span.high
+            self.prologue_end = max(pc + frame_setup, span.high)
             return StepAction.STEP
         if self.prologue_end is not None:
             if pc == self.prologue_end:
