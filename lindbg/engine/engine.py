@@ -1124,24 +1124,9 @@ class Engine:
         return True
 
     def _line_span(self, pc: int) -> LineSpan | None:
-        """The line holding runtime ``pc`` and its same-line span (runtime addresses)."""
-        module = next((m for m in self._modules_of() if m.base <= pc < m.end), None)
-        if module is None:
-            return None
-        lines = self.symbols.of(module, self._memory_reader()).lines
-        if lines is None:
-            return None
-        try:
-            found = lines.line_span(pc - module.bias)
-        except LindbgError:
-            return None
-        if found is None:
-            return None
-        row, low, high = found
-        bias = module.bias
-        return LineSpan(
-            SourceLine(row.file, row.line, row.address + bias, row.is_stmt), low + bias, high + bias
-        )
+        """The line holding runtime ``pc`` and its span (runtime addresses)."""
+        found = self.symbols.line_span(self._modules_of(), pc, self._memory_reader())
+        return LineSpan(*found) if found is not None else None
 
     def _inline_depth(self, pc: int) -> int:
         return len(self.symbols.inlined_at(self._modules_of(), pc, self._memory_reader()))

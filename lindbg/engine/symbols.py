@@ -197,19 +197,45 @@ class SymbolIndex:
         symbol, offset = found
         return Located(module, symbol, offset)
 
-    def source_line(
-        self, modules: Sequence[Module], address: int, read: ReadMemory | None = None
-    ) -> SourceLine | None:
+    def _lines_at(
+        self, modules: Sequence[Module], address: int, read: ReadMemory | None
+    ) -> tuple[Module, LineTable] | None:
         module = next((m for m in modules if m.base <= address < m.end), None)
         if module is None:
             return None
         lines = self.of(module, read).lines
-        if lines is None:
+        return (module, lines) if lines is not None else None
+
+    def source_line(
+        self, modules: Sequence[Module], address: int, read: ReadMemory | None = None
+    ) -> SourceLine | None:
+        found = self._lines_at(modules, address, read)
+        if found is None:
             return None
+        module, lines = found
         row = lines.line_at(address - module.bias)
         if row is None:
             return None
         return SourceLine(row.file, row.line, row.address + module.bias, row.is_stmt)
+
+    def line_span(
+        self, modules: Sequence[Module], address: int, read: ReadMemory | None = None
+    ) -> tuple[SourceLine, int, int] | None:
+        """``LineTable.line_span`` at runtime ``address``, in runtime addresses (None
+        without line information there, or when the module's DWARF is unreadable)."""
+        found = self._lines_at(modules, address, read)
+        if found is None:
+            return None
+        module, lines = found
+        try:
+            span = lines.line_span(address - module.bias)
+        except LindbgError:
+            return None
+        if span is None:
+            return None
+        row, low, high = span
+        bias = module.bias
+        return SourceLine(row.file, row.line, row.address + bias, row.is_stmt), low + bias, high + bias
 
     def inlined_at(
         self, modules: Sequence[Module], address: int, read: ReadMemory | None = None

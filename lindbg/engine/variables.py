@@ -31,6 +31,7 @@ from lindbg.symbols.dwarf_expr import (
     evaluate_location,
     evaluate_value,
     frame_base_value,
+    register_of,
 )
 from lindbg.symbols.scopes import DebugInfo, Scope, Variable, offset_size
 from lindbg.symbols.stackwalk import RawFrame
@@ -99,10 +100,7 @@ class FrameContext:
         return (self.register(regno) & _MASK64).to_bytes(8, "little")[:size].ljust(size, b"\0")
 
     def read_memory(self, address: int, size: int) -> bytes:
-        data = self.read(address, size)
-        if len(data) < size:
-            raise MemoryAccessError(f"memory access error at {address + len(data):#x}", address + len(data))
-        return data
+        return self.read(address, size)  # a ReadMemory raises on what it cannot read
 
     def frame_base(self) -> int:
         if self._frame_base is None:
@@ -339,8 +337,6 @@ class FrameInspector:
     def _entry_value(self, view: FrameView, expression: bytes) -> int:
         """DW_OP_entry_value of a register: what the caller passed, from the call
         site's ``DW_AT_call_value`` evaluated in the caller's frame."""
-        from lindbg.symbols.scopes import register_of
-
         regno = register_of(expression)
         if regno is None:
             raise Unavailable("an entry value that is not a register")

@@ -58,6 +58,7 @@ __all__ = [
     "evaluate_location",
     "evaluate_value",
     "frame_base_value",
+    "register_of",
 ]
 
 _MASK64 = (1 << 64) - 1
@@ -1009,6 +1010,21 @@ def evaluate_value(
         MemoryAccessError: a dereference read unreadable memory.
     """
     return _value(expression, context, initial, offset_size, version, address_size, registers=False)
+
+
+def register_of(expression: bytes) -> int | None:
+    """The register a bare ``DW_OP_regN`` / ``DW_OP_regx`` expression names (a
+    call-site parameter's location, an entry value's operand), else None."""
+    try:
+        operations = _decode(expression, 4, 5, 8)
+    except ExpressionError:
+        return None
+    if len(operations) != 1:
+        return None
+    operation = operations[0]
+    if 0x50 <= operation.code <= 0x6F:
+        return operation.code - 0x50
+    return operation.a if operation.code == 0x90 else None
 
 
 def frame_base_value(expression: bytes, context: ExpressionContext) -> int:

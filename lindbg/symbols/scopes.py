@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import Any
 
 from lindbg.errors import LindbgError
-from lindbg.symbols.dwarf_expr import LocationLists
+from lindbg.symbols.dwarf_expr import LocationLists, register_of
 from lindbg.symbols.lines import LineTable
 from lindbg.symbols.types import Type, TypeReader
 
@@ -350,7 +350,7 @@ class DebugInfo:
                 if parameter.tag not in _CALL_PARAMETER_TAGS:
                     continue
                 location = parameter.attributes.get("DW_AT_location")
-                if location is None or _register_of(bytes(location.value)) != regno:
+                if location is None or register_of(bytes(location.value)) != regno:
                     continue
                 value = parameter.attributes.get("DW_AT_call_value") or parameter.attributes.get(
                     "DW_AT_GNU_call_site_value"
@@ -362,7 +362,6 @@ class DebugInfo:
     @property
     def unit_count(self) -> int:
         """How many compilation units the file has (what a by-name search may read)."""
-        self.lines.units_at(0)
         return self.lines.unit_count
 
     def function_at(self, pc: int) -> Any | None:
@@ -426,24 +425,6 @@ def _descendants(die: Any, tags: frozenset[str]) -> Iterator[Any]:
             yield child
         elif child.has_children:
             yield from _descendants(child, tags)
-
-
-def register_of(expression: bytes) -> int | None:
-    """The register of a bare ``DW_OP_regN`` / ``DW_OP_regx`` expression, else None."""
-    return _register_of(expression)
-
-
-def _register_of(expression: bytes) -> int | None:
-    if len(expression) == 1 and 0x50 <= expression[0] <= 0x6F:
-        return expression[0] - 0x50
-    if expression[:1] == b"\x90":
-        value = shift = 0
-        for byte in expression[1:]:
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-    return None
 
 
 def _top_level(die: Any) -> Iterator[Any]:
