@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.dump_open import build_crasher
+from lindbg.formats.corewriter import write_core
 from lindbg.targets.base import EventKind, ResumeMode
-from lindbg.targets.dump.corewriter import write_core
 from lindbg.targets.live.snapshot import memory_reader, snapshot
 from lindbg.targets.live.target import LiveTarget
 

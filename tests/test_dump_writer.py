@@ -1,4 +1,4 @@
-"""Cores written by lindbg (``targets/live/snapshot.py`` + ``targets/dump/corewriter.py``),
+"""Cores written by lindbg (``targets/live/snapshot.py`` + ``formats/corewriter.py``),
 checked by gdb reading them, as the reader's tests check the kernel's and gcore's cores.
 
 A real ``LiveTarget`` drives ``crasher 0 wait`` on the test thread until main stops at
@@ -27,11 +27,8 @@ from conftest import WAIT, OutputPipe, Programs
 from cores import GDB_REGISTERS, gdb_view
 
 from lindbg.errors import InvalidOperationError, MemoryAccessError
-from lindbg.os.linux import procfs
-from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
-from lindbg.targets.dump import corewriter
-from lindbg.targets.dump.corefile import CoreFile
-from lindbg.targets.dump.corewriter import (
+from lindbg.formats import corewriter
+from lindbg.formats.corewriter import (
     PAGE_SIZE,
     CoreWriteResult,
     MappingImage,
@@ -39,6 +36,9 @@ from lindbg.targets.dump.corewriter import (
     ThreadImage,
     write_core,
 )
+from lindbg.os.linux import procfs
+from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
+from lindbg.targets.dump.corefile import CoreFile
 from lindbg.targets.live.snapshot import memory_reader, snapshot
 from lindbg.targets.live.target import LiveTarget
 

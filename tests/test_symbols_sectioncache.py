@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lindbg.formats.elfdefs import CHDR
 from lindbg.symbols.debugfile import find_debug_file
-from lindbg.symbols.elfdefs import CHDR
 from lindbg.symbols.elffile import ElfImage
 
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"

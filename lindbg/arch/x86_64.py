@@ -11,7 +11,7 @@ import ctypes
 import enum
 
 # NT_X86_XSTATE, the regset holding AVX state (PTRACE_GETREGSET); callers name it x86_64.NT_X86_XSTATE.
-from lindbg.symbols.elfdefs import NT_X86_XSTATE as NT_X86_XSTATE
+from lindbg.formats.elfdefs import NT_X86_XSTATE as NT_X86_XSTATE
 
 #: The software breakpoint instruction (int3) and its length.
 BREAKPOINT_INSTRUCTION = b"\xcc"

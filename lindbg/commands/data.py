@@ -10,7 +10,7 @@ from lindbg.commands.parser import ParsedCommand
 from lindbg.errors import LindbgError, MemoryAccessError
 
 if TYPE_CHECKING:
-    from lindbg.engine.variables import SymbolDescription
+    from lindbg.engine.frame_inspector import SymbolDescription
 
 _PSEUDO = {"$ip": "rip", "$csp": "rsp", "$retreg": "rax"}
 

@@ -1,4 +1,4 @@
-"""Execution commands: g, p, t (with counts), q, qd, .kill, .detach; and the stop
+"""Execution commands: g, p, t (with counts), gu, pt/tt/pc/tc, q, qd, .kill, .detach; and the stop
 display cdb prints after every break (event line, `r` block, location)."""
 
 from __future__ import annotations
@@ -229,3 +229,18 @@ def step_until(interp: Interpreter, parsed: ParsedCommand) -> None:
         if listing and listing[0].mnemonic.split()[-1].startswith(wanted):
             break
     show_stop(interp)
+
+
+@command("gu")
+def go_up(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """Run until the current function returns to its caller."""
+    frames = interp.client.stack(max_frames=2)
+    physical = [f for f in frames if not f.inline]
+    if len(physical) < 2:
+        raise CommandError("Syntax")
+    bp = interp.client.add_breakpoint(physical[0].return_address, one_shot=True)
+    try:
+        run(interp, Status.GO)
+    finally:
+        if bp.is_valid:
+            interp.client.remove_breakpoint(bp)

@@ -1,4 +1,5 @@
-"""Session commands: .help, .lastevent, .logopen/.logappend/.logclose, |, ~Ns, gu."""
+"""Session commands: .help, .lastevent, .logopen/.logappend/.logclose, .create, .attach,
+.restart, .childdbg."""
 
 from __future__ import annotations
 
@@ -75,32 +76,6 @@ def _close(interp: Interpreter) -> bool:
     current.file.close()
     interp.client.set_output_callbacks(current.inner)
     return True
-
-
-@command("|")
-def processes(interp: Interpreter, parsed: ParsedCommand) -> None:
-    current = interp.client.current_thread().pid
-    for index, process in enumerate(interp.client.processes()):
-        marker = "." if process.pid == current else " "
-        interp.say(f"{marker}  {index}\tid: {process.pid:x}\t{process.origin}\tname: {process.executable}")
-
-
-@command("gu")
-def go_up(interp: Interpreter, parsed: ParsedCommand) -> None:
-    """Run until the current function returns to its caller."""
-    from lindbg.commands.execution import run
-    from lindbg.constants import Status
-
-    frames = interp.client.stack(max_frames=2)
-    physical = [f for f in frames if not f.inline]
-    if len(physical) < 2:
-        raise CommandError("Syntax")
-    bp = interp.client.add_breakpoint(physical[0].return_address, one_shot=True)
-    try:
-        run(interp, Status.GO)
-    finally:
-        if bp.is_valid:
-            interp.client.remove_breakpoint(bp)
 
 
 @command(".create")

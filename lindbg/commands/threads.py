@@ -1,4 +1,4 @@
-"""Thread commands: ``~`` in all its forms (CDB-OUTPUT.md §11).
+"""Thread and process commands: ``~`` in all its forms (CDB-OUTPUT.md §11) and ``|``.
 
 ``~`` lists; ``~*``, ``~.``, ``~#``, ``~N``, ``~~[tid]`` select threads and then
 either show them (with their start routine and scheduling), switch to one
@@ -143,3 +143,11 @@ def _as_each(interp: Interpreter, chosen: list[tuple[int, Thread]], line: str) -
     finally:
         if any(t.tid == original for t in interp.client.threads()):
             interp.client.set_current_thread(original)
+
+
+@command("|")
+def processes(interp: Interpreter, parsed: ParsedCommand) -> None:
+    current = interp.client.current_thread().pid
+    for index, process in enumerate(interp.client.processes()):
+        marker = "." if process.pid == current else " "
+        interp.say(f"{marker}  {index}\tid: {process.pid:x}\t{process.origin}\tname: {process.executable}")

@@ -25,7 +25,7 @@ from lindbg.symbols.lines import SourceLine
 
 if TYPE_CHECKING:
     from lindbg.commands.interpreter import Interpreter
-    from lindbg.engine.variables import FrameVariables, SymbolDescription
+    from lindbg.engine.frame_inspector import FrameVariables, SymbolDescription
     from lindbg.symbols.types import Type
     from lindbg.symbols.values import Value
 

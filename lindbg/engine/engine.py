@@ -54,8 +54,8 @@ from lindbg.engine.handles import (
 from lindbg.engine.inbox import Doorbell, Inbox
 from lindbg.engine.linestep import LineSpan, LineStep, StepAction
 from lindbg.engine.modules import ProcessModules
-from lindbg.engine.session import Session, SessionInput, SessionState
-from lindbg.engine.symbols import SymbolIndex
+from lindbg.engine.session_table import Session, SessionInput, SessionState
+from lindbg.engine.symbol_index import SymbolIndex
 from lindbg.errors import (
     EngineUnusableError,
     InvalidOperationError,
@@ -77,7 +77,7 @@ from lindbg.targets.live import LiveTarget
 
 if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
-    from lindbg.engine.variables import FrameInspector
+    from lindbg.engine.frame_inspector import FrameInspector
 
 #: Signals that break in by default (cdb's default event filters, Linux names).
 DEFAULT_BREAK_SIGNALS = frozenset({4, 5, 6, 7, 8, 11})  # SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGSEGV
@@ -557,7 +557,7 @@ class Engine:
     ) -> None:
         """Write an ELF core of the current process, stopped as it is now; the
         process carries on afterwards exactly as before (nothing is changed)."""
-        from lindbg.targets.dump.corewriter import write_core
+        from lindbg.formats.corewriter import write_core
         from lindbg.targets.live.snapshot import memory_reader, snapshot
 
         target = self._require_live("write a dump of it (it is one)")
@@ -1596,7 +1596,7 @@ class Engine:
 
     def frame_inspector(self, tid: int | None = None) -> FrameInspector:
         """Source-level views of thread ``tid``'s frames (variables, expressions)."""
-        from lindbg.engine.variables import FrameInspector  # DWARF variables: loaded on first use
+        from lindbg.engine.frame_inspector import FrameInspector  # DWARF variables: loaded on first use
 
         target = self._require_stopped()
         tid = self.current_tid if tid is None else tid

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lindbg.errors import LindbgError
-from lindbg.symbols.elfdefs import PT_GNU_EH_FRAME as _PT_GNU_EH_FRAME
-from lindbg.symbols.elfdefs import PT_LOAD as _PT_LOAD
-from lindbg.symbols.elfdefs import SHT_NOBITS as _SHT_NOBITS
+from lindbg.formats.elfdefs import PT_GNU_EH_FRAME as _PT_GNU_EH_FRAME
+from lindbg.formats.elfdefs import PT_LOAD as _PT_LOAD
+from lindbg.formats.elfdefs import SHT_NOBITS as _SHT_NOBITS
 
 __all__ = ["DWARF_REGS", "CallFrameTable", "CfiError", "FrameRow", "register_name"]
 

@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from lindbg.errors import LindbgError
-from lindbg.symbols.elfdefs import (
+from lindbg.formats.elfdefs import (
     CHDR,
     EHDR,
     ELF_MAGIC,

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lindbg.symbols.elfdefs import AT_BASE as AT_BASE
-from lindbg.symbols.elfdefs import AT_ENTRY as AT_ENTRY
-from lindbg.symbols.elfdefs import AT_PHDR as AT_PHDR
-from lindbg.symbols.elfdefs import AT_PHNUM as AT_PHNUM
-from lindbg.symbols.elfdefs import AT_SYSINFO_EHDR as AT_SYSINFO_EHDR
-from lindbg.symbols.elfdefs import (
+from lindbg.formats.elfdefs import AT_BASE as AT_BASE
+from lindbg.formats.elfdefs import AT_ENTRY as AT_ENTRY
+from lindbg.formats.elfdefs import AT_PHDR as AT_PHDR
+from lindbg.formats.elfdefs import AT_PHNUM as AT_PHNUM
+from lindbg.formats.elfdefs import AT_SYSINFO_EHDR as AT_SYSINFO_EHDR
+from lindbg.formats.elfdefs import (
     DT_DEBUG,
     DT_NULL,
     EHDR,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from lindbg.symbols.elfdefs import AT_NULL, AUXV_ENTRY
+from lindbg.formats.elfdefs import AT_NULL, AUXV_ENTRY
 
 
 def thread_ids(pid: int) -> list[int]:

@@ -5,7 +5,7 @@ ELF header, program headers and note records (``elfcore``: ``read_elf_header``,
 ``read_program_headers``, ``read_notes``), the decoded notes (``notes``: threads,
 process, signal, auxv, mapped files), and memory (``memory``: ``LoadIndex`` over the
 PT_LOAD segments, ``MappedFiles`` for what the core left out). The record layouts and
-constants are ``lindbg.symbols.elfdefs``'s. ``CoreFile.open`` runs the layers once;
+constants are ``lindbg.formats.elfdefs``'s. ``CoreFile.open`` runs the layers once;
 only memory reads happen later.
 
 The core is ``mmap``-ed read-only, so opening a core of many GiB touches only its
@@ -23,7 +23,7 @@ memory, a mapped file missing) becomes one line in ``CoreFile.warnings`` saying 
 lost. A byte nobody holds raises ``MemoryAccessError`` naming the first such address.
 
 The names other modules import from here (``CoreThread``, ``LoadSegment``,
-``NT_PRSTATUS`` ...) are re-exported from the layers and ``lindbg.symbols.elfdefs``,
+``NT_PRSTATUS`` ...) are re-exported from the layers and ``lindbg.formats.elfdefs``,
 where they are defined.
 """
 
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from lindbg.errors import DumpFileError, InvalidOperationError, MemoryAccessError
-from lindbg.symbols.elfdefs import NT_FILE, NT_PRSTATUS, NT_SIGINFO, PT_NOTE
+from lindbg.formats.elfdefs import NT_FILE, NT_PRSTATUS, NT_SIGINFO, PT_NOTE
 from lindbg.targets.dump.elfcore import (
     ProgramHeader,
     open_core,

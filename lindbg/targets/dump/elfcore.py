@@ -20,7 +20,7 @@ import struct
 from typing import NamedTuple
 
 from lindbg.errors import DumpFileError
-from lindbg.symbols.elfdefs import (
+from lindbg.formats.elfdefs import (
     EHDR,
     ELF_MAGIC,
     ELFCLASS32,

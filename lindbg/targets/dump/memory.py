@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from lindbg.symbols.elfdefs import PT_LOAD
+from lindbg.formats.elfdefs import PT_LOAD
 from lindbg.targets.dump.elfcore import ProgramHeader
 from lindbg.targets.dump.notes import FileMapping
 

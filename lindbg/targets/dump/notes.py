@@ -4,7 +4,7 @@
 type it knows (one method per type) into a ``NoteContents``; a note of the wrong size
 or damaged inside becomes one warning saying what is lost, and a note of another
 writer (GDB's tdesc, LINUX 0x205 ...) is passed over. The layouts are those of
-``lindbg.symbols.elfdefs`` (x86-64 Linux: <linux/elfcore.h>).
+``lindbg.formats.elfdefs`` (x86-64 Linux: <linux/elfcore.h>).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 
 from lindbg.arch.x86_64 import GENERAL_REGISTERS
-from lindbg.symbols.elfdefs import (
+from lindbg.formats.elfdefs import (
     AT_NULL,
     AUXV_ENTRY,
     FILE_ENTRY,

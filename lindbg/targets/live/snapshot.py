@@ -23,10 +23,10 @@ import contextlib
 from collections.abc import Callable
 
 from lindbg.errors import MemoryAccessError, TargetAccessError
+from lindbg.formats.corewriter import PAGE_SIZE, MappingImage, ProcessImage, ThreadImage
+from lindbg.formats.elfdefs import ELF_MAGIC, NT_X86_XSTATE, SIGINFO_SIZE
 from lindbg.os.linux import procfs
 from lindbg.os.linux import ptrace as pt
-from lindbg.symbols.elfdefs import ELF_MAGIC, NT_X86_XSTATE, SIGINFO_SIZE
-from lindbg.targets.dump.corewriter import PAGE_SIZE, MappingImage, ProcessImage, ThreadImage
 from lindbg.targets.live.target import LiveTarget
 
 #: Bytes asked for with PTRACE_GETREGSET(NT_X86_XSTATE): more than any XSAVE area

@@ -40,7 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from lindbg.errors import InvalidOperationError, MemoryAccessError
-from lindbg.symbols.elfdefs import (
+from lindbg.formats.elfdefs import (
     EHDR,
     ELF64_LSB_IDENT,
     EM_X86_64,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lindbg.engine.handles import Module
-from lindbg.engine.symbols import SymbolIndex
+from lindbg.engine.symbol_index import SymbolIndex
 from lindbg.errors import InvalidOperationError, LindbgError, MemoryAccessError
 from lindbg.symbols.cfi import DWARF_REGS
 from lindbg.symbols.dwarf_expr import (
