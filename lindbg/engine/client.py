@@ -22,6 +22,7 @@ from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process,
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
 from lindbg.symbols.disassembly import Instruction
 from lindbg.symbols.lines import SourceLine
+from lindbg.targets.base import MemoryRegion, SignalState
 
 if TYPE_CHECKING:
     from lindbg.commands.interpreter import Interpreter
@@ -225,6 +226,43 @@ class DebugClient:
     def thread_details(self, tid: int) -> ThreadDetails | None:
         """Name (comm), nice value, scheduling policy and affinity of thread ``tid``."""
         return self._engine.call(lambda: self._engine.thread_details(tid))  # type: ignore[no-any-return]
+
+    def memory_map(self, pid: int | None = None) -> list[MemoryRegion]:
+        """The mappings of the current process (or of ``pid``), by address (``!maps``).
+
+        Raises:
+            NoDebuggeeError: there is no session.
+            TargetAccessError: the target cannot list them.
+        """
+        return self._engine.call(lambda: self._engine.memory_map(pid))  # type: ignore[no-any-return]
+
+    def open_files(self, pid: int | None = None) -> list[tuple[int, str]]:
+        """(descriptor, what it refers to) for each open file of the current process
+        (or of ``pid``) (``!fds``).
+
+        Raises:
+            InvalidOperationError: the target cannot tell (a dump).
+            TargetAccessError: the process is gone.
+        """
+        return self._engine.call(lambda: self._engine.open_files(pid))  # type: ignore[no-any-return]
+
+    def auxv(self, pid: int | None = None) -> dict[int, int]:
+        """The auxiliary vector (AT_* -> value) the kernel gave the current process
+        (or ``pid``) (``!auxv``).
+
+        Raises:
+            TargetAccessError: the target cannot read it.
+        """
+        return self._engine.call(lambda: self._engine.auxv(pid))  # type: ignore[no-any-return]
+
+    def signal_state(self, thread: int | None = None) -> SignalState:
+        """Blocked, ignored, caught and pending signals of the current thread (or of
+        thread id ``thread``) (``!signals``).
+
+        Raises:
+            InvalidOperationError: the target cannot tell (a dump).
+        """
+        return self._engine.call(lambda: self._engine.signal_state(thread))  # type: ignore[no-any-return]
 
     def get_last_event(self) -> LastEvent | None:
         """What the last event was (``.lastevent``)."""

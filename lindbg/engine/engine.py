@@ -5,8 +5,9 @@ every target call. ``wait_for_event`` runs the event loop: resume the target,
 block in the target's ``wait_event``, turn the event into callbacks, combine
 their statuses (least execution wins) and either resume at once (the hot
 path: a breakpoint whose callbacks say GO never leaves this thread) or break
-in and return. Other threads reach the engine through its ``Inbox``; the
-``Doorbell`` wakes the engine thread out of waitpid when they do.
+in and return. Other threads reach the engine through its ``Inbox``; posting
+there wakes the target's wait (``Target.wake``) so the engine thread comes out
+to run it.
 
 Notifications follow DESIGN.md section 3 exactly; ``_announce_*`` are the
 only places that send them, so their order is written down once.
@@ -51,7 +52,7 @@ from lindbg.engine.handles import (
     Thread,
     ThreadDetails,
 )
-from lindbg.engine.inbox import Doorbell, Inbox
+from lindbg.engine.inbox import Inbox
 from lindbg.engine.linestep import LineSpan, LineStep, StepAction
 from lindbg.engine.modules import ProcessModules
 from lindbg.engine.session_table import Session, SessionInput, SessionState
@@ -64,16 +65,22 @@ from lindbg.errors import (
     NoDebuggeeError,
     TargetAccessError,
 )
-from lindbg.os.linux import procfs
-from lindbg.os.linux.signals import is_fatal_by_default, signal_description
+from lindbg.os.linux.signals import signal_description
 from lindbg.symbols.cfi import CallFrameTable
 from lindbg.symbols.disassembly import Instruction, disassemble_memory
 from lindbg.symbols.lines import SourceLine
 from lindbg.symbols.sourcefiles import SourceFiles
 from lindbg.symbols.stackwalk import RawFrame
 from lindbg.symbols.stackwalk import walk as walk_stack
-from lindbg.targets.base import EventKind, ResumeMode, Target, TargetEvent
-from lindbg.targets.live import LiveTarget
+from lindbg.targets.base import (
+    Capability,
+    EventKind,
+    MemoryRegion,
+    ResumeMode,
+    SignalState,
+    Target,
+    TargetEvent,
+)
 
 if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
@@ -120,6 +127,10 @@ class _StepOverMark:
         self.rsp = rsp
         self.enabled = True
 
+
+#: The longest near call a range step may have entered (prefixes, REX, ff /2 with SIB
+#: and a 32-bit displacement).
+_LONGEST_CALL = 15
 
 _SOURCE_LINE = re.compile(r"^(.+\.[A-Za-z0-9+]+):(\d+)$")
 
@@ -279,9 +290,10 @@ class Engine:
         self._unusable_reason: str | None = None
         self._inboxes: dict[int, Inbox] = {}
         self.inbox = self.inbox_for(self.thread_ident)
-        self.doorbell = Doorbell(self.thread_ident, self._engine_thread_has_work)
-        self.inbox.on_post = self.doorbell.ring
+        self.inbox.on_post = self._wake_target
         self._interrupt = False
+        #: The [low, high) of the range step in progress (a source line), if any.
+        self._range_step: tuple[int, int] | None = None
 
     # --------------------------------------------------------- thread plumbing
 
@@ -291,8 +303,11 @@ class Engine:
             inbox = self._inboxes[ident] = Inbox(ident)
         return inbox
 
-    def _engine_thread_has_work(self) -> bool:
-        return bool(self.inbox) or self._unusable_reason is not None or self._interrupt
+    def _wake_target(self) -> None:
+        """Any thread: bring the engine thread out of its target's wait."""
+        target = self.target
+        if target is not None:
+            target.wake()
 
     def check_usable(self) -> None:
         if self._unusable_reason is not None:
@@ -431,20 +446,24 @@ class Engine:
 
     # -------------------------------------------------------- session control
 
-    def _live_target(self) -> LiveTarget:
-        """The live target, made on first use; refused while a dump is open."""
+    def _target_for_new_process(self, capability: Capability, what: str) -> Target:
+        """The target a launch or attach goes to: this machine's live target, made on
+        first use; refused while a target that cannot take processes (a dump) is open."""
         if self.target is None:
+            from lindbg.targets.live import LiveTarget  # ptrace: loaded when a process starts
+
             self.target = LiveTarget()
-        if not isinstance(self.target, LiveTarget):
+        if capability not in self.target.capabilities:
             raise InvalidOperationError(
-                "a dump file is open: close it (.kill, .detach or end_session) before starting a process"
+                f"the target is a {self.target.kind}: end the session (.kill, .detach or end_session)"
+                f" before {what}"
             )
         return self.target
 
     @property
-    def _live(self) -> LiveTarget:
-        """The target of a live session (the event paths run only in one)."""
-        assert isinstance(self.target, LiveTarget)
+    def _session_target(self) -> Target:
+        """The target of the active session (event paths run only in one)."""
+        assert self.target is not None
         return self.target
 
     def _require_session(self) -> Target:
@@ -453,11 +472,11 @@ class Engine:
             raise NoDebuggeeError("no debuggee: start or attach to a process first")
         return self.target
 
-    def _require_live(self, what: str) -> LiveTarget:
-        """The live target, or the one-line refusal of ``what`` on a dump."""
+    def _require_capability(self, capability: Capability, what: str) -> Target:
+        """The session's target if it can do ``what``, else its one-line refusal."""
         target = self._require_session()
-        if not isinstance(target, LiveTarget):
-            raise InvalidOperationError(f"the target is a dump: cannot {what}")
+        if capability not in target.capabilities:
+            raise target.refusal(what)
         return target
 
     def _require_stopped(self) -> Target:
@@ -476,28 +495,28 @@ class Engine:
     ) -> Process:
         self.check_usable()
         argv = shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
-        target = self._live_target()
+        target = self._target_for_new_process(Capability.LAUNCH, "starting a process")
         if target.running:
             raise InvalidOperationError("the target is running; break in before starting another process")
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
         try:
             pid = target.launch(argv, env, cwd, stdio)
         except LindbgError:
-            if not target.processes:
+            if not target.process_ids():
                 self.target = None
             raise
         return self._gained_process(pid, options, "initial")
 
     def attach_process(self, pid: int, options: int) -> Process:
         self.check_usable()
-        target = self._live_target()
+        target = self._target_for_new_process(Capability.ATTACH, "attaching to a process")
         if target.running:
             raise InvalidOperationError("the target is running; break in before attaching to another process")
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
         try:
             target.attach(pid)
         except LindbgError:
-            if not target.processes:
+            if not target.process_ids():
                 self.target = None
             raise
         return self._gained_process(pid, options, "attach")
@@ -558,22 +577,18 @@ class Engine:
         """Write an ELF core of the current process, stopped as it is now; the
         process carries on afterwards exactly as before (nothing is changed)."""
         from lindbg.formats.corewriter import write_core
-        from lindbg.targets.live.snapshot import memory_reader, snapshot
 
-        target = self._require_live("write a dump of it (it is one)")
+        target = self._require_capability(Capability.CORE_IMAGE, "write a dump of it (it is one)")
         if target.running:
             raise InvalidOperationError("the target is running; break in before writing a dump")
         held = self._held_signal
-        image = snapshot(
-            target,
+        image, read_into = target.core_image(
             self.current_pid,
             full=full,
             current_tid=self.current_tid,
             siginfo_tid=held[0] if held is not None else None,
         )
-        write_core(
-            image, path, memory_reader(target, self.current_pid), overwrite=overwrite, progress=progress
-        )
+        write_core(image, path, read_into, overwrite=overwrite, progress=progress)
 
     def _gained_process(self, pid: int, options: int, how: str) -> Process:
         process = self._register_process(pid, options)
@@ -616,7 +631,7 @@ class Engine:
         if attached:
             more, _ = tracker.refresh()
             loaded += more
-            if isinstance(target, LiveTarget):  # a dump's loader never runs again
+            if Capability.BREAKPOINTS in target.capabilities:  # a dump's loader never runs again
                 self._watch_rendezvous(pid, tracker)
         elif tracker.entry_point:
             self._plant_loader_mark(_LoaderMark(pid, tracker.entry_point, "entry"))
@@ -649,7 +664,7 @@ class Engine:
 
     def _plant_loader_mark(self, mark: _LoaderMark) -> None:
         try:
-            self._live.claim_site(mark.pid, mark.address, mark)
+            self._session_target.claim_site(mark.pid, mark.address, mark)
         except LindbgError as error:
             self.output(OutputMask.WARNING, f"cannot watch the loader of process {mark.pid}: {error}\n")
             return
@@ -659,7 +674,7 @@ class Engine:
         marks = self._loader_marks.get(mark.pid, [])
         if mark in marks:
             marks.remove(mark)
-        if isinstance(self.target, LiveTarget):
+        if self.target is not None:
             self.target.release_site(mark.pid, mark.address, mark)
 
     def _on_loader_mark(self, mark: _LoaderMark, pid: int) -> Status:
@@ -721,7 +736,7 @@ class Engine:
             1: SessionInput.END_ACTIVE_TERMINATE,
             2: SessionInput.END_ACTIVE_DETACH,
         }[flags]
-        if not isinstance(self.target, LiveTarget):  # a dump: closing it is all there is
+        if Capability.RUN not in self.target.capabilities:  # a dump: closing it is all there is
             try:
                 self.target.detach_all()
             finally:
@@ -738,8 +753,9 @@ class Engine:
                 target.detach_all()
             else:
                 self._prepare_detach()
+                live_pids = target.process_ids()
                 for pid, process in list(self.processes.items()):
-                    if pid not in target.processes:
+                    if pid not in live_pids:
                         continue
                     if process.options & ProcessOptions.DETACH_ON_EXIT:
                         target.detach_process(pid)
@@ -750,7 +766,7 @@ class Engine:
 
     def _prepare_detach(self) -> None:
         """Stop the target and hand a held signal back to its thread."""
-        target = self._live
+        target = self._session_target
         if target.running:
             target.detach_all()  # stops everything first
             return
@@ -796,19 +812,19 @@ class Engine:
             "create a new DebugClient"
         )
         target = self.target
-        if isinstance(target, LiveTarget):
+        if target is not None:
             with contextlib.suppress(Exception):
                 target.restore_breakpoint_bytes()
         with contextlib.suppress(Exception):
             self.session.state = SessionState.UNUSABLE
-        self.doorbell.ring()
+        self._wake_target()
         for inbox in list(self._inboxes.values()):
             inbox.wake()
 
     # --------------------------------------------------------------- running
 
     def set_execution_status(self, status: Status, count: int = 1) -> None:
-        target = self._require_live("run or step it")
+        target = self._require_capability(Capability.RUN, "run or step it")
         if count < 1:
             raise InvalidOperationError(f"a step count must be at least 1, not {count}")
         if status is Status.BREAK:
@@ -828,7 +844,7 @@ class Engine:
                     # enter one inlined call at this pc: nothing runs
                     self._hidden_inline = (
                         self.current_tid,
-                        self._live.get_register(self.current_tid, "rip"),
+                        target.get_register(self.current_tid, "rip"),
                         hidden - 1,
                     )
                     self._virtual_step = True
@@ -848,7 +864,7 @@ class Engine:
         if target is None or not target.running:
             return
         self._interrupt = True
-        self.doorbell.ring()
+        self._wake_target()
 
     def wait_for_event(self, timeout: float | None) -> bool:
         target = self._require_session()
@@ -858,20 +874,16 @@ class Engine:
                 return True
             if self._resume_from_break():
                 return True
-        try:
-            return self._event_loop(deadline)
-        finally:
-            self.doorbell.set_deadline(None)
+        return self._event_loop(deadline)
 
     def _event_loop(self, deadline: float | None) -> bool:
-        doorbell = self.doorbell
         inbox = self.inbox
         while True:
             if inbox:
                 inbox.run_pending()
             self.check_usable()
             target = self.target
-            if not isinstance(target, LiveTarget) or not self.session.active:
+            if target is None or not self.session.active:
                 return True
             if self._interrupt:
                 self._interrupt = False
@@ -880,16 +892,11 @@ class Engine:
                 return False
             if not target.running and self.status is Status.BREAK:
                 return True  # a request from another thread broke in or ended
-            doorbell.set_deadline(deadline)
-            doorbell.blocked = True
             try:
-                event = target.wait_event()
+                event = target.wait_event(deadline)
             except (OSError, TargetAccessError) as error:
-                doorbell.blocked = False
                 self._fail(error)
                 return True
-            finally:
-                doorbell.blocked = False
             if event is None:
                 continue
             try:
@@ -914,7 +921,7 @@ class Engine:
 
     def _resume(self) -> None:
         """Let the target run as ``self.status`` says (GO or a step)."""
-        target = self._live
+        target = self._session_target
         held = self._held_signal
         if held is not None:
             self._held_signal = None
@@ -923,19 +930,26 @@ class Engine:
         self.scope_frame = 0
         self._generation += 1
         self._hidden_inline = None
+        self._range_step = None
         status = self.status
         tid = self._step_tid or self.current_tid
         single = status is Status.STEP_INTO or status is Status.STEP_BRANCH
         plan = self._line_step
         if plan is not None and status in _STEP_STATUSES and self._step_over is None:
             single = True
-            code = self._live.read_memory(self.threads[tid].pid, self._live.get_register(tid, "rip"), 16)
+            pc = target.get_register(tid, "rip")
+            code = target.read_memory(self.threads[tid].pid, pc, 16)
             if call_instruction_length(code) is not None:
                 if plan.over:
                     single = not self._plant_step_over(tid)
                 else:
                     plan.entered_call = True
-
+            elif plan.prologue_end is None and plan.low <= pc < plan.high:
+                # the rest of the line in one request (RSP's vCont;r); a call on the
+                # way is recognised where the step comes out (_entered_call)
+                self._range_step = (plan.low, plan.high)
+                target.step_range(tid, plan.low, plan.high)
+                return
         elif status is Status.STEP_OVER and self._step_over is None:
             single = not self._plant_step_over(tid)  # not on a call: one instruction
         target.resume(ResumeMode.STEP if single else ResumeMode.CONTINUE, tid, 0)
@@ -944,8 +958,11 @@ class Engine:
         """One step (or step over a call) completed: take the next or break in."""
         self._clear_step_over()
         plan = self._line_step
+        stepped_range, self._range_step = self._range_step, None
         if plan is not None and tid == plan.tid and self.status in _STEP_STATUSES:
-            pc = self._live.get_register(tid, "rip")
+            pc = self._session_target.get_register(tid, "rip")
+            if stepped_range is not None and not stepped_range[0] <= pc < stepped_range[1]:
+                plan.entered_call = self._entered_call(tid, stepped_range)
             setup = self._frame_setup(tid, pc) if plan.entered_call else 0
             action = plan.decide(pc, self._line_span(pc), self._inline_depth(pc), setup)
             if action is StepAction.STEP:
@@ -953,10 +970,10 @@ class Engine:
                 return False
             if action is StepAction.RUN_TO_RETURN and not plan.over and self._plant_stub_target_mark(tid, pc):
                 plan.entered_call = True  # decided again at the function the stub jumps to
-                self._live.resume(ResumeMode.CONTINUE, tid, 0)
+                self._session_target.resume(ResumeMode.CONTINUE, tid, 0)
                 return False
             if action is StepAction.RUN_TO_RETURN and self._plant_return_mark(tid):
-                self._live.resume(ResumeMode.CONTINUE, tid, 0)
+                self._session_target.resume(ResumeMode.CONTINUE, tid, 0)
                 return False
             self._line_step = None
             if not plan.over:
@@ -965,7 +982,7 @@ class Engine:
                 # `p N` in source mode: N lines, each its own plan
                 self._line_step = self._begin_line_step(tid, over=plan.over)
         self._steps_left -= 1
-        target = self._live
+        target = self._session_target
         if self._steps_left > 0:
             owners = target.breakpoint_under(tid)
             if owners and any(o.__class__ is Breakpoint and o.enabled for o in owners):
@@ -983,9 +1000,27 @@ class Engine:
         self._announce_break()
         return True
 
+    def _entered_call(self, tid: int, stepped: tuple[int, int]) -> bool:
+        """Did a range step leave its range by a call (``[rsp]`` a return address
+        just past a call instruction of the range)?"""
+        target = self._session_target
+        pid = self.threads[tid].pid
+        try:
+            rsp = target.get_register(tid, "rsp")
+            ret = int.from_bytes(target.read_memory(pid, rsp, 8), "little")
+            if not stepped[0] < ret <= stepped[1]:
+                return False
+            before = target.read_memory(pid, ret - _LONGEST_CALL, _LONGEST_CALL)
+        except MemoryAccessError:
+            return False
+        return any(
+            call_instruction_length(before[_LONGEST_CALL - length :]) == length
+            for length in range(2, _LONGEST_CALL + 1)
+        )
+
     def _has_interrupt(self) -> bool:
         target = self.target
-        requested = isinstance(target, LiveTarget) and target.interrupt_requested
+        requested = target is not None and target.interrupt_requested
         return self._interrupt or requested or self._unusable_reason is not None
 
     def _running_status(self) -> Status:
@@ -1016,7 +1051,7 @@ class Engine:
 
     def _plant_step_over(self, tid: int) -> bool:
         """If ``tid`` sits on a call, put a mark at its return address; True if so."""
-        target = self._live
+        target = self._session_target
         thread = self.threads[tid]
         rip = target.get_register(tid, "rip")
         code = target.read_memory(thread.pid, rip, 16)
@@ -1052,7 +1087,7 @@ class Engine:
     def _frame_setup(self, tid: int, pc: int) -> int:
         """The length of ``[endbr64] push rbp; mov rsp, rbp`` at a function's entry ``pc``;
         0 when the function sets up no frame pointer there."""
-        code = self._live.read_memory(self.threads[tid].pid, pc, 8)
+        code = self._session_target.read_memory(self.threads[tid].pid, pc, 8)
         start = 4 if code[:4] == b"\xf3\x0f\x1e\xfa" else 0
         if code[start : start + 1] == b"\x55" and code[start + 1 : start + 4] in (
             b"\x48\x89\xe5",
@@ -1066,7 +1101,7 @@ class Engine:
         holds a function with line information, a mark there, so the step goes on in
         the library's code as gdb's does (a slot the loader has not filled yet still
         points into the PLT: that call is stepped over)."""
-        target = self._live
+        target = self._session_target
         thread = self.threads[tid]
         code = target.read_memory(thread.pid, pc, 16)
         start = 4 if code[:4] == b"\xf3\x0f\x1e\xfa" else 0
@@ -1111,7 +1146,7 @@ class Engine:
 
     def _plant_return_mark(self, tid: int) -> bool:
         """At a function's first instruction: a mark at its return address (``[rsp]``)."""
-        target = self._live
+        target = self._session_target
         thread = self.threads[tid]
         rsp = target.get_register(tid, "rsp")
         try:
@@ -1134,7 +1169,7 @@ class Engine:
     def _begin_line_step(self, tid: int, *, over: bool) -> LineStep | None:
         """A source-line step from where ``tid`` is, or None (no line information
         there: the step is one instruction, as cdb's source mode does)."""
-        pc = self._live.get_register(tid, "rip")
+        pc = self._session_target.get_register(tid, "rip")
         span = self._line_span(pc)
         if span is None:
             return None
@@ -1142,7 +1177,7 @@ class Engine:
 
     def _clear_step_over(self) -> None:
         mark = self._step_over
-        if mark is None or not isinstance(self.target, LiveTarget):
+        if mark is None or self.target is None:
             return
         self._step_over = None
         self.target.release_site(mark.pid, mark.address, mark)
@@ -1284,7 +1319,7 @@ class Engine:
         return self.target.get_register(tid, "rsp") >= mark.rsp
 
     def _would_kill(self, pid: int, signo: int) -> bool:
-        return is_fatal_by_default(signo) and not procfs.signal_is_caught_or_ignored(pid, signo)
+        return self._session_target.delivery_kills(pid, signo)
 
     def _on_signal(self, pid: int, tid: int, signo: int, address: int, *, first_chance: bool) -> bool:
         if signo in self.swallowed_signals:
@@ -1335,7 +1370,7 @@ class Engine:
             thread.is_valid = False
             self.threads.pop(thread.tid, None)
         process.threads = process.threads[:1]
-        process.executable = self._live.executable(event.pid)
+        process.executable = self._session_target.executable(event.pid)
         old = self._modules.pop(event.pid, None)
         self._loader_marks.pop(event.pid, None)  # their int3 bytes went with the old image
         decided = self._announce_modules([], old.forget() if old is not None else [])
@@ -1379,11 +1414,13 @@ class Engine:
     def add_breakpoint(
         self, location: int | str, access: str | None, size: int, one_shot: bool
     ) -> Breakpoint:
-        target = self._require_live("set breakpoints")
+        target = self._require_capability(Capability.BREAKPOINTS, "set breakpoints")
         if access is not None and access not in _WATCH_KINDS:
             raise InvalidOperationError(f"breakpoint access must be 'e', 'w', 'rw' or 'r', not '{access}'")
         if access is not None and target.running:
             raise InvalidOperationError("hardware breakpoints need a stopped target; break in first")
+        if access is not None and Capability.HARDWARE_BREAKPOINTS not in target.capabilities:
+            raise target.refusal("set hardware breakpoints")
         pid = self.current_pid
         expression = location.strip() if isinstance(location, str) else ""
         address = self._try_resolve(location)
@@ -1686,7 +1723,7 @@ class Engine:
         return frames
 
     def _place(self, bp: Breakpoint) -> None:
-        target = self._live
+        target = self._session_target
         if bp.access is None:
             bp.placement = target.claim_site(bp.pid, bp.address, bp)
         else:
@@ -1697,7 +1734,7 @@ class Engine:
     def _unplace(self, bp: Breakpoint) -> None:
         placement = bp.placement
         bp.placement = None
-        target = self.target if isinstance(self.target, LiveTarget) else None
+        target = self.target
         if placement is None or target is None:
             return
         if bp.access is None:
@@ -1757,7 +1794,7 @@ class Engine:
         return len(buffer)
 
     def write_memory(self, address: int, data: bytes) -> None:
-        target = self._require_live("write memory")
+        target = self._require_capability(Capability.WRITE, "write memory")
         target.write_memory(self.current_pid, address, bytes(data))
         self._generation += 1
         self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.DATA, address)
@@ -1767,7 +1804,7 @@ class Engine:
         return target.get_register(self.current_tid if tid is None else tid, name)
 
     def set_register(self, name: str, value: int, tid: int | None) -> None:
-        target = self._require_live("change registers")
+        target = self._require_capability(Capability.WRITE, "change registers")
         target.set_register(self.current_tid if tid is None else tid, name, value)
         self._generation += 1
         self._notify(EventMask.CHANGE_DEBUGGEE_STATE, "change_debuggee_state", CDS.REGISTERS, 0)
@@ -1787,7 +1824,7 @@ class Engine:
     def set_process_options(self, options: int) -> None:
         """dbgeng's SetProcessOptions for the current process: ONLY_THIS_PROCESS
         decides whether the children it forks from now on are debugged."""
-        target = self._require_live("change how it follows child processes")
+        target = self._require_capability(Capability.RUN, "change how it follows child processes")
         self.processes[self.current_pid].options = int(options)
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
 
@@ -1797,12 +1834,40 @@ class Engine:
         thread = self.threads.get(tid)
         if thread is None:
             raise InvalidOperationError(f"thread {tid} is not being debugged")
-        if not isinstance(self.target, LiveTarget):
+        info = self._session_target.thread_info(tid)
+        if info is None:
             return None  # a core keeps no per-thread names or scheduling
+        return ThreadDetails(info.name, info.priority, info.policy, info.affinity)
+
+    def _process_of(self, pid: int | None) -> int:
+        self._require_session()
+        pid = self.current_pid if pid is None else pid
+        if pid not in self.processes:
+            raise InvalidOperationError(f"process {pid} is not being debugged")
+        return pid
+
+    def memory_map(self, pid: int | None) -> list[MemoryRegion]:
+        pid = self._process_of(pid)
+        return self._session_target.memory_map(pid)
+
+    def open_files(self, pid: int | None) -> list[tuple[int, str]]:
+        pid = self._process_of(pid)
+        return self._session_target.open_files(pid)
+
+    def auxv(self, pid: int | None) -> dict[int, int]:
+        pid = self._process_of(pid)
         try:
-            return ThreadDetails(*procfs.task_details(thread.pid, tid))
-        except OSError:
-            return None
+            return self._session_target.auxv(pid)
+        except OSError as error:
+            raise TargetAccessError(f"cannot read the auxiliary vector of process {pid}: {error}") from error
+
+    def signal_state(self, tid: int | None) -> SignalState:
+        self._require_session()
+        tid = self.current_tid if tid is None else tid
+        thread = self.threads.get(tid)
+        if thread is None:
+            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        return self._session_target.signal_state(thread.pid, tid)
 
     @property
     def last_event(self) -> LastEvent | None:

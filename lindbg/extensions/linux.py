@@ -1,21 +1,21 @@
-"""The built-in Linux extension: what /proc says about the current process.
+"""The built-in Linux extension: what the system knows of the current process.
 
 ``!maps`` (its mappings, with the lindbg module each belongs to), ``!fds`` (open file
 descriptors), ``!auxv`` (the auxiliary vector) and ``!signals`` (the current thread's
-blocked, ignored, caught and pending signals). The files are read from the debugger's
-side (no ptrace); strings the auxiliary vector points at are read through the client.
+blocked, ignored, caught and pending signals). Everything comes through the client
+(``memory_map``, ``open_files``, ``auxv``, ``signal_state``), so the commands work on
+whatever the target is: a live process, a core (its segments and notes), a process
+server.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lindbg.commands.formatting import addr17
 from lindbg.constants import OutputMask
-from lindbg.errors import LindbgError, TargetAccessError
-from lindbg.os.linux import procfs
+from lindbg.errors import LindbgError
 from lindbg.os.linux.signals import signal_name
 
 if TYPE_CHECKING:
@@ -44,42 +44,24 @@ def _say(client: DebugClient, text: str) -> None:
     client.output(OutputMask.NORMAL, text if text.endswith("\n") else text + "\n")
 
 
-def _current(client: DebugClient) -> tuple[int, int]:
-    """(pid, tid) of the current thread; NoDebuggeeError without a target."""
-    thread = client.current_thread()
-    return thread.pid, thread.tid
-
-
-def _read_proc(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as error:
-        raise TargetAccessError(f"cannot read {path}: {error.strerror or error}") from error
-
-
 # ------------------------------------------------------------------- !maps
 
 
 def maps(client: DebugClient, args: str) -> None:
-    """Mappings from /proc/PID/maps, one line per mapping, with its module's name."""
-    pid, _ = _current(client)
-    text = _read_proc(f"/proc/{pid}/maps")
+    """Mappings of the current process, one line per mapping, with its module's name."""
+    pid = client.current_thread().pid
+    regions = client.memory_map(pid)
     modules = client.modules(pid)
-    rows: list[tuple[int, int, str, str, str, str]] = []
-    for line in text.splitlines():
-        fields = line.split(maxsplit=5)
-        if len(fields) < 5:
-            continue
-        start_text, _, end_text = fields[0].partition("-")
-        start, end = int(start_text, 16), int(end_text, 16)
-        path = fields[5].strip() if len(fields) == 6 else ""
-        module = next((m.name for m in modules if m.base <= start < m.end), "")
-        rows.append((start, end, fields[1], fields[2], module, path))
-    width = max([len("Module"), *(len(row[4]) for row in rows)])
+    named = [
+        (region, next((m.name for m in modules if m.base <= region.start < m.end), "")) for region in regions
+    ]
+    width = max([len("Module"), *(len(module) for _, module in named)])
     _say(client, f"{'Start':<17} {'End':<17} Perm {'Offset':<8} {'Module':<{width}}  Path")
-    for start, end, perms, offset, module, path in rows:
-        line = f"{addr17(start)} {addr17(end)} {perms} {int(offset, 16):08x} {module:<{width}}  {path}"
+    for region, module in named:
+        line = (
+            f"{addr17(region.start)} {addr17(region.end)} {region.permissions} {region.offset:08x}"
+            f" {module:<{width}}  {region.path}"
+        )
         _say(client, line.rstrip())
 
 
@@ -87,19 +69,10 @@ def maps(client: DebugClient, args: str) -> None:
 
 
 def fds(client: DebugClient, args: str) -> None:
-    """Each open file descriptor and what /proc/PID/fd says it refers to."""
-    pid, _ = _current(client)
-    directory = f"/proc/{pid}/fd"
-    try:
-        numbers = sorted(int(name) for name in os.listdir(directory) if name.isdigit())
-    except OSError as error:
-        raise TargetAccessError(f"cannot read {directory}: {error.strerror or error}") from error
+    """Each open file descriptor and what it refers to."""
+    found = client.open_files()
     _say(client, "  fd  target")
-    for number in numbers:
-        try:
-            target = os.readlink(f"{directory}/{number}")
-        except OSError as error:  # closed meanwhile, or unreadable
-            target = f"<{error.strerror or error}>"
+    for number, target in found:
         _say(client, f"{number:4d}  {target}")
 
 
@@ -125,11 +98,7 @@ def _string_at(client: DebugClient, address: int, limit: int = 4096) -> str | No
 
 def auxv(client: DebugClient, args: str) -> None:
     """The auxiliary vector the kernel gave the program (AT_ name, value)."""
-    pid, _ = _current(client)
-    try:
-        entries = procfs.auxv(pid)
-    except OSError as error:
-        raise TargetAccessError(f"cannot read /proc/{pid}/auxv: {error.strerror or error}") from error
+    entries = client.auxv()
     for key, value in entries.items():
         name = AT_NAMES.get(key, f"AT_{key}")
         if key in _DECIMAL:
@@ -154,33 +123,15 @@ def _signal_label(signo: int) -> str:
     return f"SIG{signo}"
 
 
-def _status_of(pid: int, tid: int) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    path = f"/proc/{pid}/task/{tid}/status"
-    for line in _read_proc(path).splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return fields
-
-
 def signals(client: DebugClient, args: str) -> None:
     """[-a] Blocked, ignored, caught and pending signals of the current thread.
 
-    From /proc/PID/task/TID/status: blocked (SigBlk), ignored (SigIgn), caught (SigCgt),
-    pending (SigPnd for the thread, ShdPnd for the whole process). Signals 1-31 always
-    show; real-time ones when a column is set (``-a``: all 64).
+    Pending is per thread or for the whole process. Signals 1-31 always show; real-time
+    ones when a column is set (``-a``: all 64).
     """
-    pid, tid = _current(client)
-    fields = _status_of(pid, tid)
-
-    def mask(key: str) -> int:
-        try:
-            return int(fields.get(key, "0"), 16)
-        except ValueError:
-            return 0
-
-    blocked, ignored, caught = mask("SigBlk"), mask("SigIgn"), mask("SigCgt")
-    pending, shared = mask("SigPnd"), mask("ShdPnd")
+    state = client.signal_state()
+    blocked, ignored, caught = state.blocked, state.ignored, state.caught
+    pending, shared = state.pending, state.shared_pending
     show_all = "-a" in args.split()
     _say(client, " Sig Name            Blocked Ignored Caught  Pending")
     for signo in range(1, _SIGNAL_COUNT + 1):

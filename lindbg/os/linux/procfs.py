@@ -24,12 +24,55 @@ def thread_ids(pid: int) -> list[int]:
 
 def status_fields(pid: int) -> dict[str, str]:
     """/proc/PID/status as a dict of its ``Key:\tvalue`` lines."""
+    return _status_file(f"/proc/{pid}/status")
+
+
+def _status_file(path: str) -> dict[str, str]:
     fields: dict[str, str] = {}
-    with open(f"/proc/{pid}/status") as f:
+    with open(path) as f:
         for line in f:
             key, _, value = line.partition(":")
             fields[key] = value.strip()
     return fields
+
+
+def task_status_fields(pid: int, tid: int) -> dict[str, str]:
+    """/proc/PID/task/TID/status as a dict (a thread's own signal masks are there).
+
+    Raises:
+        OSError: the thread is gone.
+    """
+    return _status_file(f"/proc/{pid}/task/{tid}/status")
+
+
+def open_files(pid: int) -> list[tuple[int, str]]:
+    """(descriptor, what /proc/PID/fd/N links to) by descriptor; a descriptor closed
+    while it is read, or unreadable, shows ``<reason>``.
+
+    Raises:
+        OSError: the process is gone.
+    """
+    directory = f"/proc/{pid}/fd"
+    found = []
+    for number in sorted(int(name) for name in os.listdir(directory) if name.isdigit()):
+        try:
+            target = os.readlink(f"{directory}/{number}")
+        except OSError as error:
+            target = f"<{error.strerror or error}>"
+        found.append((number, target))
+    return found
+
+
+def maps(pid: int) -> list[tuple[int, int, str, int, str]]:
+    """(start, end, perms, offset, path) of each line of /proc/PID/maps.
+
+    Raises:
+        OSError: the process is gone.
+    """
+    with open(f"/proc/{pid}/maps", errors="surrogateescape") as f:
+        return [
+            (start, end, perms, offset, path) for start, end, perms, offset, _, path in map(_maps_line, f)
+        ]
 
 
 def signal_is_caught_or_ignored(pid: int, signo: int) -> bool:

@@ -14,16 +14,18 @@ from collections.abc import Callable, Sequence
 from lindbg.arch import register_state
 from lindbg.arch.x86_64 import UserRegs
 from lindbg.errors import InvalidOperationError
-from lindbg.targets.base import ResumeMode, Target, TargetEvent
+from lindbg.targets.base import Capability, MemoryRegion, Target
 from lindbg.targets.dump.corefile import CoreFile, CoreThread
 
-_PF_X = 1
+_PF_R, _PF_W, _PF_X = 4, 2, 1
 
 
 class DumpTarget(Target):
     """One process as an ELF core recorded it."""
 
     kind = "dump"
+    #: Read only: nothing runs, nothing is written, no breakpoint is placed.
+    capabilities = Capability.NONE
 
     def __init__(self, path: str, image_dirs: Sequence[str] = ()) -> None:
         """Open ``path``.
@@ -49,9 +51,6 @@ class DumpTarget(Target):
             segment.flags & _PF_X and segment.filesz > 0 and self.core.mapping_at(segment.vaddr) is not None
             for segment in self.core.segments
         )
-
-    def _refuse(self, what: str) -> InvalidOperationError:
-        return InvalidOperationError(f"the target is a dump: cannot {what}")
 
     # -------------------------------------------------------------- structure
 
@@ -79,9 +78,6 @@ class DumpTarget(Target):
     def memory_reader(self, pid: int) -> Callable[[int, int], bytes]:
         return self.core.read
 
-    def write_memory(self, pid: int, address: int, data: bytes) -> None:
-        raise self._refuse("write memory")
-
     # -------------------------------------------------------------- registers
 
     def general_registers(self, tid: int) -> UserRegs:
@@ -96,9 +92,6 @@ class DumpTarget(Target):
         return register_state.read_state(
             name, self.general_registers(tid), lambda: thread.fpregs, lambda: thread.xstate
         )
-
-    def set_register(self, tid: int, name: str, value: int) -> None:
-        raise self._refuse("change registers")
 
     # ------------------------------------------------------------ the process
 
@@ -118,16 +111,33 @@ class DumpTarget(Target):
         mapping = self.core.mapping_at(address)
         return mapping.path if mapping is not None else ""
 
-    # ------------------------------------------------------------- never runs
+    def memory_map(self, pid: int) -> list[MemoryRegion]:
+        """The core's PT_LOAD segments, each named by the NT_FILE mapping it lies in."""
+        regions = []
+        for segment in self.core.segments:
+            mapping = self.core.mapping_at(segment.vaddr)
+            flags = segment.flags
+            rights = "".join(
+                letter if flags & bit else "-" for letter, bit in (("r", _PF_R), ("w", _PF_W), ("x", _PF_X))
+            )
+            offset = segment.vaddr - mapping.start + mapping.file_offset if mapping is not None else 0
+            path = mapping.path if mapping is not None else ""
+            regions.append(
+                MemoryRegion(segment.vaddr, segment.vaddr + segment.memsz, rights + "p", offset, path)
+            )
+        return regions
 
-    def wait_event(self) -> TargetEvent | None:
-        raise self._refuse("run")
+    # ----------------------------------------------------------------- ending
 
-    def resume(self, mode: ResumeMode, tid: int, signal: int) -> None:
-        raise self._refuse("run or step it")
+    def detach_process(self, pid: int) -> None:
+        """Closing the session closes the file; the file itself is left untouched."""
+        self.core.close()
+
+    def kill_process(self, pid: int) -> int:
+        self.core.close()
+        return 0
 
     def detach_all(self) -> None:
-        """Ending the session closes the file; the file itself is left untouched."""
         self.core.close()
 
     def terminate_all(self) -> dict[int, int]:

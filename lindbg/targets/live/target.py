@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lindbg.arch import register_state, x86_64
 from lindbg.arch.x86_64 import BREAKPOINT_INSTRUCTION, UserRegs
@@ -33,8 +34,23 @@ from lindbg.arch.x86_64_displaced import DisplacedFault, DisplacedInstruction, p
 from lindbg.errors import InvalidOperationError, MemoryAccessError, TargetAccessError
 from lindbg.os.linux import procfs
 from lindbg.os.linux import ptrace as pt
-from lindbg.targets.base import EventKind, ResumeMode, Target, TargetEvent
+from lindbg.os.linux.signals import is_fatal_by_default
+from lindbg.targets.base import (
+    Capability,
+    EventKind,
+    MemoryRegion,
+    ReadInto,
+    ResumeMode,
+    SignalState,
+    Target,
+    TargetEvent,
+    ThreadInfo,
+)
+from lindbg.targets.live.doorbell import Doorbell
 from lindbg.targets.live.state import HardwareSlot, LiveProcess, LiveThread, Site, ThreadState
+
+if TYPE_CHECKING:
+    from lindbg.formats.corewriter import ProcessImage
 
 _BASE_OPTIONS = (
     pt.PTRACE_O_TRACECLONE
@@ -56,14 +72,29 @@ _XSTATE_SIZE = 4096
 _KILL_TIMEOUT = 10.0
 #: The wait status of a completed single step: stopped by a plain SIGTRAP.
 _STEPPED = (pt.SIGTRAP << 8) | 0x7F
+#: Steps of a range step taken between two looks at the deadline and the wake flag.
+_RANGE_BATCH = 256
 
 
 class LiveTarget(Target):
     """Every process the engine debugs through ptrace (one per engine).
 
     Must be used from one thread only: the thread that created it is the
-    tracer of every process it launches or attaches.
+    tracer of every process it launches or attaches (``wake`` and
+    ``restore_breakpoint_bytes`` excepted).
     """
+
+    kind = "live"
+    capabilities = (
+        Capability.RUN
+        | Capability.WRITE
+        | Capability.BREAKPOINTS
+        | Capability.HARDWARE_BREAKPOINTS
+        | Capability.LAUNCH
+        | Capability.ATTACH
+        | Capability.CORE_IMAGE
+        | Capability.OPEN_FILES
+    )
 
     def __init__(self) -> None:
         self.processes: dict[int, LiveProcess] = {}
@@ -84,6 +115,11 @@ class LiveTarget(Target):
         #: A child of the engine thread that we do not debug has exited and its
         #: owner has not reaped it: waitpid(-1) would steal its status.
         self._foreign_zombie = 0
+        #: Set by ``wake`` (any thread); the next look at it makes wait_event return None.
+        self._wake_pending = False
+        self._doorbell = Doorbell(threading.get_ident(), lambda: self._wake_pending)
+        #: The range step in progress (``step_range``): thread, [low, high).
+        self._ranging: tuple[LiveThread, int, int] | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -224,7 +260,21 @@ class LiveTarget(Target):
         """A break-in is asked for and not yet delivered."""
         return self._interrupt_requested
 
-    def wait_event(self) -> TargetEvent | None:
+    def wake(self) -> None:
+        """Any thread: make the engine thread's ``wait_event`` return None soon."""
+        self._wake_pending = True
+        self._doorbell.ring()
+
+    def wait_event(self, deadline: float | None = None) -> TargetEvent | None:
+        doorbell = self._doorbell
+        doorbell.set_deadline(deadline)
+        doorbell.blocked = True
+        try:
+            return self._next_event(deadline)
+        finally:
+            doorbell.blocked = False
+
+    def _next_event(self, deadline: float | None) -> TargetEvent | None:
         while True:
             if self._ready:
                 self._stop_all()
@@ -251,6 +301,16 @@ class LiveTarget(Target):
                     continue
             if not self._threads:
                 return None
+            if self._wake_pending:
+                self._wake_pending = False
+                return None
+            if self._ranging is not None:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                thread, low, high = self._ranging
+                if thread.tid not in self._threads or self._step_thread(thread, low, high, _RANGE_BATCH):
+                    self._ranging = None
+                continue
             try:
                 if self._foreign_zombie:
                     found = self._poll_own()
@@ -262,6 +322,7 @@ class LiveTarget(Target):
                     if tid == 0:
                         continue
             except InterruptedError:
+                self._wake_pending = False
                 return None
             except ChildProcessError:
                 return self._all_gone()
@@ -317,6 +378,9 @@ class LiveTarget(Target):
         first = next((t for t in self._threads.values() if t.state is not ThreadState.NEW), None)
         if first is None:
             return None
+        if self._ranging is not None:
+            first = self._ranging[0]  # the stepped thread is where the break-in is
+            self._ranging = None
         self._stop_all()
         self.running = False
         return TargetEvent(EventKind.INTERRUPT, first.process.pid, first.tid)
@@ -721,34 +785,54 @@ class LiveTarget(Target):
                 continue
             return status
 
-    def _step_thread(self, thread: LiveThread) -> None:
-        """Single-step ``thread`` alone (the others stay stopped)."""
+    def step_range(self, tid: int, low: int, high: int) -> None:
+        """Step ``tid`` alone at least once and on while its pc is in ``[low, high)``.
+
+        The steps are taken inside ``wait_event``, a batch at a time, so a deadline
+        or a ``wake`` (a break-in) ends a range that never ends."""
+        if self._deferred or self._ready or self._interrupt_requested:
+            self.resume(ResumeMode.STEP, tid, 0)  # what is queued is reported first
+            return
+        self._ranging = (self._thread(tid), low, high)
+        self.running = True
+
+    def _step_thread(self, thread: LiveThread, low: int = 0, high: int = 0, limit: int = 1) -> bool:
+        """Single-step ``thread`` alone (the others stay stopped), on while its pc stays
+        in ``[low, high)``, at most ``limit`` times. True when that ended the step (a
+        STEP event or another status is queued); False when still in the range."""
         thread.hit_site = None
         sig = thread.pending_signal
         thread.pending_signal = 0
         sites = thread.process.sites
-        site = sites.get(self._regs(thread).rip) if sites else None
         memory = thread.process.memory
-        restored = site is not None and site.inserted
-        if restored:
-            assert site is not None
-            memory.write(site.address, site.original)
-        if thread.regs_dirty:
-            pt.setregs(thread.tid, thread.regs)
-            thread.regs_dirty = False
-        thread.regs_valid = False
-        pt.singlestep(thread.tid, sig)
-        thread.state = ThreadState.RUNNING
-        _, status = _wait_blocking(thread.tid, _WAIT_ALL)
-        if restored:
-            assert site is not None
-            if not thread.process.gone:
-                memory.write(site.address, _INT3)
-        if pt.is_stopped(status) and pt.event_of(status) == 0 and pt.stop_signal(status) == pt.SIGTRAP:
+        for _ in range(limit):
+            site = sites.get(self._regs(thread).rip) if sites else None
+            restored = site is not None and site.inserted
+            if restored:
+                assert site is not None
+                memory.write(site.address, site.original)
+            if thread.regs_dirty:
+                pt.setregs(thread.tid, thread.regs)
+                thread.regs_dirty = False
+            thread.regs_valid = False
+            pt.singlestep(thread.tid, sig)
+            sig = 0
+            thread.state = ThreadState.RUNNING
+            _, status = _wait_blocking(thread.tid, _WAIT_ALL)
+            if restored:
+                assert site is not None
+                if not thread.process.gone:
+                    memory.write(site.address, _INT3)
+            if status != _STEPPED:
+                self._deferred.appendleft((thread.tid, status))
+                return True
             thread.state = ThreadState.STOPPED
-            self._ready.append(TargetEvent(EventKind.STEP, thread.process.pid, thread.tid))
-            return
-        self._deferred.appendleft((thread.tid, status))
+            if not low <= self._regs(thread).rip < high:
+                break
+        else:
+            return False
+        self._ready.append(TargetEvent(EventKind.STEP, thread.process.pid, thread.tid))
+        return True
 
     def step_many(self, tid: int, count: int, should_stop: Callable[[], bool]) -> int:
         """Single-step stopped ``tid`` up to ``count`` times with no events; return
@@ -1014,6 +1098,57 @@ class LiveTarget(Target):
     def mapping_path_at(self, pid: int, address: int) -> str:
         return procfs.mapping_path_at(pid, address)
 
+    def memory_map(self, pid: int) -> list[MemoryRegion]:
+        self._process(pid)
+        try:
+            return [MemoryRegion(*fields) for fields in procfs.maps(pid)]
+        except OSError as error:
+            raise TargetAccessError(
+                f"cannot read /proc/{pid}/maps: {error.strerror or error}", pid
+            ) from error
+
+    def thread_info(self, tid: int) -> ThreadInfo | None:
+        thread = self._thread(tid)
+        try:
+            return ThreadInfo(*procfs.task_details(thread.process.pid, tid))
+        except OSError:
+            return None
+
+    def signal_state(self, pid: int, tid: int) -> SignalState:
+        self._thread(tid)
+        try:
+            fields = procfs.task_status_fields(pid, tid)
+        except OSError as error:
+            raise TargetAccessError(
+                f"cannot read /proc/{pid}/task/{tid}/status: {error.strerror or error}", pid, tid
+            ) from error
+
+        def mask(key: str) -> int:
+            try:
+                return int(fields.get(key, "0"), 16)
+            except ValueError:
+                return 0
+
+        return SignalState(mask("SigBlk"), mask("SigIgn"), mask("SigCgt"), mask("SigPnd"), mask("ShdPnd"))
+
+    def delivery_kills(self, pid: int, signo: int) -> bool:
+        return is_fatal_by_default(signo) and not procfs.signal_is_caught_or_ignored(pid, signo)
+
+    def open_files(self, pid: int) -> list[tuple[int, str]]:
+        self._process(pid)
+        try:
+            return procfs.open_files(pid)
+        except OSError as error:
+            raise TargetAccessError(f"cannot read /proc/{pid}/fd: {error.strerror or error}", pid) from error
+
+    def core_image(
+        self, pid: int, *, full: bool, current_tid: int, siginfo_tid: int | None
+    ) -> tuple[ProcessImage, ReadInto]:
+        from lindbg.targets.live.snapshot import memory_reader, snapshot  # only for .dump
+
+        image = snapshot(self, pid, full=full, current_tid=current_tid, siginfo_tid=siginfo_tid)
+        return image, memory_reader(self, pid)
+
     def set_pending_signal(self, tid: int, signo: int) -> None:
         """Deliver ``signo`` to ``tid`` when it next runs (or is detached)."""
         self._thread(tid).pending_signal = signo
@@ -1137,6 +1272,7 @@ class LiveTarget(Target):
     def detach_all(self) -> None:
         if self.running:
             self._stop_all()
+        self._ranging = None
         for pid in list(self.processes):
             self.detach_process(pid)
         self._deferred.clear()
@@ -1146,6 +1282,7 @@ class LiveTarget(Target):
 
     def terminate_all(self) -> dict[int, int]:
         """Kill and reap every process; return each one's exit code by pid."""
+        self._ranging = None
         codes = {pid: self.kill_process(pid) for pid in list(self.processes)}
         self._deferred.clear()
         self._ready.clear()
