@@ -22,7 +22,7 @@ from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process,
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
 from lindbg.symbols.disassembly import Instruction
 from lindbg.symbols.lines import SourceLine
-from lindbg.targets.base import MemoryRegion, SignalState
+from lindbg.targets.base import MemoryRegion, SignalState, Target
 
 if TYPE_CHECKING:
     from lindbg.commands.interpreter import Interpreter
@@ -42,6 +42,13 @@ def _fd(spec: _StdioSpec) -> int | None:
     if isinstance(spec, int):
         return spec
     return int(spec.fileno())
+
+
+def _target_of(server: Any) -> Target | None:
+    """The target a ``server=`` argument names (None: this machine)."""
+    if server is None or isinstance(server, Target):
+        return server
+    raise InvalidOperationError(f"not a process server: {server!r}")
 
 
 class DebugClient:
@@ -118,17 +125,19 @@ class DebugClient:
             argv_or_cmdline: argv list, or a command line split like a shell would (no shell runs).
             env: the whole environment (None: inherit). cwd: working directory.
             options: ``ProcessOptions`` bits (DETACH_ON_EXIT, ONLY_THIS_PROCESS).
-            server: a process-server handle (later issue); None for this machine.
+            server: where the process runs: None for this machine, or a ``Target``
+                (an embedder's own kind of target; the tests' scripted one).
             stdin, stdout, stderr: file descriptors or file objects for the program.
         Raises:
             TargetAccessError: the program could not be started (names it and why).
         """
-        if server is not None:
-            raise InvalidOperationError("process servers are not available yet")
+        where = _target_of(server)
         stdio = (_fd(stdin), _fd(stdout), _fd(stderr))
         engine = self._engine
         try:
-            return engine.call(lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio))  # type: ignore[no-any-return]
+            return engine.call(
+                lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio, where)
+            )
         finally:
             for spec, fd in zip((stdin, stdout, stderr), stdio, strict=True):
                 if spec == subprocess.DEVNULL and fd is not None:
@@ -136,10 +145,9 @@ class DebugClient:
 
     def attach_process(self, pid: int, server: Any = None, options: int = 0) -> Process:
         """Attach to every thread of ``pid``; returns with the target stopped."""
-        if server is not None:
-            raise InvalidOperationError("process servers are not available yet")
+        where = _target_of(server)
         engine = self._engine
-        return engine.call(lambda: engine.attach_process(int(pid), options))  # type: ignore[no-any-return]
+        return engine.call(lambda: engine.attach_process(int(pid), options, where))
 
     def open_dump_file(self, path: str, image_dirs: Sequence[str] = ()) -> Process:
         """Open an ELF core file as the target (dbgeng's OpenDumpFile + the first
@@ -151,7 +159,7 @@ class DebugClient:
             DumpFileError: the file is not a readable x86-64 core.
         """
         engine = self._engine
-        return engine.call(lambda: engine.open_dump_file(str(path), list(image_dirs)))  # type: ignore[no-any-return]
+        return engine.call(lambda: engine.open_dump_file(str(path), list(image_dirs)))
 
     def write_dump_file(
         self,
@@ -189,7 +197,7 @@ class DebugClient:
 
     def processes(self) -> list[Process]:
         """Processes of the session, in the order they were gained."""
-        return self._engine.call(lambda: list(self._engine.processes.values()))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: list(self._engine.processes.values()))
 
     def threads(self, pid: int | None = None) -> list[Thread]:
         """Threads of process ``pid`` (None: every process)."""
@@ -197,7 +205,7 @@ class DebugClient:
         def collect() -> list[Thread]:
             return [t for t in self._engine.threads.values() if pid is None or t.pid == pid]
 
-        return self._engine.call(collect)  # type: ignore[no-any-return]
+        return self._engine.call(collect)
 
     def current_thread(self) -> Thread:
         """The thread of the last event (or the one set with ``set_current_thread``)."""
@@ -209,14 +217,14 @@ class DebugClient:
                 raise NoDebuggeeError("no current thread: there is no debuggee")
             return thread
 
-        return self._engine.call(current)  # type: ignore[no-any-return]
+        return self._engine.call(current)
 
     def set_current_thread(self, tid: int) -> None:
         self._engine.call(lambda: self._engine.set_current_thread(tid))
 
     def get_process_options(self) -> int:
         """The current process's ``ProcessOptions`` (dbgeng's GetProcessOptions)."""
-        return self._engine.call(self._engine.get_process_options)  # type: ignore[no-any-return]
+        return self._engine.call(self._engine.get_process_options)
 
     def set_process_options(self, options: int) -> None:
         """Replace the current process's ``ProcessOptions``; ONLY_THIS_PROCESS set
@@ -225,7 +233,7 @@ class DebugClient:
 
     def thread_details(self, tid: int) -> ThreadDetails | None:
         """Name (comm), nice value, scheduling policy and affinity of thread ``tid``."""
-        return self._engine.call(lambda: self._engine.thread_details(tid))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.thread_details(tid))
 
     def memory_map(self, pid: int | None = None) -> list[MemoryRegion]:
         """The mappings of the current process (or of ``pid``), by address (``!maps``).
@@ -234,7 +242,7 @@ class DebugClient:
             NoDebuggeeError: there is no session.
             TargetAccessError: the target cannot list them.
         """
-        return self._engine.call(lambda: self._engine.memory_map(pid))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.memory_map(pid))
 
     def open_files(self, pid: int | None = None) -> list[tuple[int, str]]:
         """(descriptor, what it refers to) for each open file of the current process
@@ -244,7 +252,7 @@ class DebugClient:
             InvalidOperationError: the target cannot tell (a dump).
             TargetAccessError: the process is gone.
         """
-        return self._engine.call(lambda: self._engine.open_files(pid))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.open_files(pid))
 
     def auxv(self, pid: int | None = None) -> dict[int, int]:
         """The auxiliary vector (AT_* -> value) the kernel gave the current process
@@ -253,7 +261,7 @@ class DebugClient:
         Raises:
             TargetAccessError: the target cannot read it.
         """
-        return self._engine.call(lambda: self._engine.auxv(pid))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.auxv(pid))
 
     def signal_state(self, thread: int | None = None) -> SignalState:
         """Blocked, ignored, caught and pending signals of the current thread (or of
@@ -262,11 +270,11 @@ class DebugClient:
         Raises:
             InvalidOperationError: the target cannot tell (a dump).
         """
-        return self._engine.call(lambda: self._engine.signal_state(thread))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.signal_state(thread))
 
     def get_last_event(self) -> LastEvent | None:
         """What the last event was (``.lastevent``)."""
-        return self._engine.call(lambda: self._engine.last_event)  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.last_event)
 
     # -------------------------------------------------------------- execution
 
@@ -290,7 +298,7 @@ class DebugClient:
     def wait_for_event(self, timeout: float | None = None) -> bool:
         """Run the target until it breaks in or the session ends (True) or ``timeout`` (False)."""
         engine = self._engine
-        return engine.call(lambda: engine.wait_for_event(timeout))  # type: ignore[no-any-return]
+        return engine.call(lambda: engine.wait_for_event(timeout))
 
     def dispatch_callbacks(self, timeout: float | None = None) -> bool:
         """Run this thread's callbacks (and, on the engine thread, other threads'
@@ -327,19 +335,19 @@ class DebugClient:
         one in a debug register ("r" is treated as "rw": x86 has no read-only watch).
         """
         engine = self._engine
-        return engine.call(lambda: engine.add_breakpoint(location, access, size, one_shot))  # type: ignore[no-any-return]
+        return engine.call(lambda: engine.add_breakpoint(location, access, size, one_shot))
 
     def remove_breakpoint(self, bp: Breakpoint) -> None:
         self._engine.call(lambda: self._engine.remove_breakpoint(bp))
 
     def breakpoints(self) -> list[Breakpoint]:
-        return self._engine.call(lambda: sorted(self._engine.breakpoints.values(), key=lambda b: b.id))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: sorted(self._engine.breakpoints.values(), key=lambda b: b.id))
 
     # ------------------------------------------------------ memory, registers
 
     def read_memory(self, address: int, size: int) -> bytes:
         """Bytes of the current process as the program sees them (no int3)."""
-        return self._engine.call(lambda: self._engine.read_memory(address, size))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.read_memory(address, size))
 
     def read_memory_into(self, address: int, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` with memory at ``address`` without an extra copy (dbgeng's
@@ -348,14 +356,14 @@ class DebugClient:
         Raises:
             MemoryAccessError: some byte of the range is not readable (names the address).
         """
-        return self._engine.call(lambda: self._engine.read_memory_into(address, buffer))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.read_memory_into(address, buffer))
 
     def write_memory(self, address: int, data: bytes) -> None:
         self._engine.call(lambda: self._engine.write_memory(address, data))
 
     def get_register(self, name: str, thread: int | None = None) -> int:
         """Register ``name`` of the current thread (or of thread id ``thread``)."""
-        return self._engine.call(lambda: self._engine.get_register(name, thread))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.get_register(name, thread))
 
     def set_register(self, name: str, value: int, thread: int | None = None) -> None:
         self._engine.call(lambda: self._engine.set_register(name, value, thread))
@@ -412,7 +420,7 @@ class DebugClient:
     def modules(self, pid: int | None = None) -> list[Module]:
         """The modules of the current process (or of ``pid``), in load order:
         the program, the dynamic loader, the vDSO, then the shared libraries."""
-        return self._engine.call(lambda: self._engine.modules(pid))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.modules(pid))
 
     def resolve(self, expression: str) -> int:
         """The address of ``mod!sym[+off]``, ``sym[+off]``, ``file.c:LINE``, ``mod`` or a number.
@@ -420,34 +428,34 @@ class DebugClient:
         Raises:
             InvalidOperationError: cdb's "Couldn't resolve error at '...'".
         """
-        return self._engine.call(lambda: self._engine.resolve(expression))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.resolve(expression))
 
     def symbol_at(self, address: int) -> str | None:
         """cdb's ``module!symbol+0xoff`` (or ``module+0xoff``) for ``address``; None outside modules."""
-        return self._engine.call(lambda: self._engine.symbol_at(address))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.symbol_at(address))
 
     def source_line(self, address: int) -> SourceLine | None:
         """The DWARF line that holds ``address`` (file, line, the row's runtime address)."""
-        return self._engine.call(lambda: self._engine.source_line(address))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.source_line(address))
 
     def current_source_line(self) -> SourceLine | None:
         """The source line the current stop presents (where ``k`` puts frame 0): the
         pc's line, or the call site of an inlined call a `t` stopped in front of."""
-        return self._engine.call(self._engine.current_source_line)  # type: ignore[no-any-return]
+        return self._engine.call(self._engine.current_source_line)
 
     def stack(self, thread: int | None = None, max_frames: int | None = None) -> list[Frame]:
         """The stack of the current thread (or of thread id ``thread``), innermost first;
         ``str(frame)`` is cdb's ``module!function+0xoff [file @ line]``."""
-        return self._engine.call(lambda: self._engine.stack(thread, max_frames))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.stack(thread, max_frames))
 
     def disassemble(self, address: int, count: int) -> list[Instruction]:
         """``count`` instructions from ``address`` of the current process (int3 hidden),
         branch and rip-relative targets named (``insn.target_symbol``)."""
-        return self._engine.call(lambda: self._engine.disassemble(address, count))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.disassemble(address, count))
 
     def find_symbols(self, pattern: str) -> list[tuple[str, int]]:
         """``(module!name, address)`` matching ``mod!pat*`` (``*`` and ``?``, case-insensitive)."""
-        return self._engine.call(lambda: self._engine.find_symbols(pattern))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.find_symbols(pattern))
 
     def set_symbol_path(self, path: str) -> None:
         """Extra directories for separate debug files, ';'-separated (cdb's ``.sympath``);
@@ -475,13 +483,13 @@ class DebugClient:
             number = engine.scope_frame if frame is None else frame
             return engine.frame_inspector().variables(number)
 
-        return engine.call(collect)  # type: ignore[no-any-return]
+        return engine.call(collect)
 
     def frame_registers(self, frame: int) -> dict[str, int]:
         """The registers of frame ``frame`` that the unwinder recovered (rip, rsp and
         the callee-saved ones; every register for frame 0), by name."""
         engine = self._engine
-        return engine.call(lambda: engine.frame_inspector().registers(frame))  # type: ignore[no-any-return]
+        return engine.call(lambda: engine.frame_inspector().registers(frame))
 
     def describe_symbols(self, pattern: str) -> list[tuple[str, int, SymbolDescription]]:
         """``find_symbols`` with what DWARF says of each (``x``): a function's
@@ -496,7 +504,7 @@ class DebugClient:
                 for name, address in found
             ]
 
-        return engine.call(run)  # type: ignore[no-any-return]
+        return engine.call(run)
 
     def arguments(self, frame: int | None = None) -> list[Value]:
         """The parameters of a frame (default: the scope frame) as Values."""
@@ -519,7 +527,7 @@ class DebugClient:
             number = engine.scope_frame if frame is None else frame
             return engine.frame_inspector().evaluate(expression, number)
 
-        return engine.call(run)  # type: ignore[no-any-return]
+        return engine.call(run)
 
     def type(self, name: str) -> Type:
         """A type by name (``pair``, ``struct pair``, ``ns::Box<int>``, ``char *``)."""
@@ -531,7 +539,7 @@ class DebugClient:
                 raise InvalidOperationError(f"Symbol {name} not found.")
             return found
 
-        return engine.call(find)  # type: ignore[no-any-return]
+        return engine.call(find)
 
     # ----------------------------------------------------------------- source
 
@@ -545,11 +553,11 @@ class DebugClient:
 
     def find_source_file(self, dwarf_path: str) -> str | None:
         """Where the source file DWARF calls ``dwarf_path`` is on disk (None: not found)."""
-        return self._engine.call(lambda: self._engine.find_source_file(dwarf_path))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.find_source_file(dwarf_path))
 
     def source_text(self, dwarf_path: str) -> list[str] | None:
         """The lines of a source file named as DWARF names it (None: not found or unreadable)."""
-        return self._engine.call(lambda: self._engine.source_text(dwarf_path))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.source_text(dwarf_path))
 
     def get_source_options(self) -> SourceOptions:
         """cdb's ``l+``/``l-`` bits (``SourceOptions``)."""
@@ -575,7 +583,7 @@ class DebugClient:
 
     def load_extension(self, spec: Any) -> Extension:
         """Load an extension: a path to a .py file, a module name, or an object."""
-        return self._engine.call(lambda: self._engine.load_extension(spec, self))  # type: ignore[no-any-return]
+        return self._engine.call(lambda: self._engine.load_extension(spec, self))
 
     def unload_extension(self, extension: Extension) -> None:
         self._engine.call(lambda: self._engine.unload_extension(extension))

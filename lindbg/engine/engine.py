@@ -23,7 +23,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lindbg.arch.x86_64 import GENERAL_REGISTERS, WatchKind
 from lindbg.arch.x86_64_displaced import call_instruction_length
@@ -85,6 +85,8 @@ from lindbg.targets.base import (
 if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
     from lindbg.engine.frame_inspector import FrameInspector
+
+_T = TypeVar("_T")
 
 #: Signals that break in by default (cdb's default event filters, Linux names).
 DEFAULT_BREAK_SIGNALS = frozenset({4, 5, 6, 7, 8, 11})  # SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGSEGV
@@ -313,7 +315,7 @@ class Engine:
         if self._unusable_reason is not None:
             raise EngineUnusableError(self._unusable_reason)
 
-    def call(self, fn: Callable[[], Any]) -> Any:
+    def call(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on the engine thread and return its result (any thread)."""
         self.check_usable()
         if threading.get_ident() == self.thread_ident:
@@ -332,7 +334,7 @@ class Engine:
             caller.run_pending()
             caller.wait(0.05)
             self.check_usable()
-        return reply.result()
+        return reply.result()  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- clients
 
@@ -446,13 +448,18 @@ class Engine:
 
     # -------------------------------------------------------- session control
 
-    def _target_for_new_process(self, capability: Capability, what: str) -> Target:
-        """The target a launch or attach goes to: this machine's live target, made on
-        first use; refused while a target that cannot take processes (a dump) is open."""
+    def _target_for_new_process(self, capability: Capability, what: str, where: Target | None) -> Target:
+        """The target a launch or attach goes to: ``where`` if given, else this
+        machine's live target, made on first use; refused while a target that cannot
+        take processes (a dump) is open. A session has one target."""
+        if where is not None and self.target is not None and where is not self.target:
+            raise InvalidOperationError(f"a session has one target: end it before {what} elsewhere")
         if self.target is None:
-            from lindbg.targets.live import LiveTarget  # ptrace: loaded when a process starts
+            if where is None:
+                from lindbg.targets.live import LiveTarget  # ptrace: loaded when a process starts
 
-            self.target = LiveTarget()
+                where = LiveTarget()
+            self.target = where
         if capability not in self.target.capabilities:
             raise InvalidOperationError(
                 f"the target is a {self.target.kind}: end the session (.kill, .detach or end_session)"
@@ -492,10 +499,11 @@ class Engine:
         cwd: str | None,
         options: int,
         stdio: tuple[int | None, int | None, int | None],
+        where: Target | None = None,
     ) -> Process:
         self.check_usable()
         argv = shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
-        target = self._target_for_new_process(Capability.LAUNCH, "starting a process")
+        target = self._target_for_new_process(Capability.LAUNCH, "starting a process", where)
         if target.running:
             raise InvalidOperationError("the target is running; break in before starting another process")
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
@@ -507,9 +515,9 @@ class Engine:
             raise
         return self._gained_process(pid, options, "initial")
 
-    def attach_process(self, pid: int, options: int) -> Process:
+    def attach_process(self, pid: int, options: int, where: Target | None = None) -> Process:
         self.check_usable()
-        target = self._target_for_new_process(Capability.ATTACH, "attaching to a process")
+        target = self._target_for_new_process(Capability.ATTACH, "attaching to a process", where)
         if target.running:
             raise InvalidOperationError("the target is running; break in before attaching to another process")
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
@@ -1651,7 +1659,7 @@ class Engine:
             if len(data) < size:
                 bad = address + len(data)
                 raise MemoryAccessError(f"memory access error at {bad:#x}", bad)
-            return data  # type: ignore[no-any-return]
+            return data
 
         modules = self._modules_of(thread.pid)
 
