@@ -67,7 +67,7 @@ class DebugClient:
         self._interpreter: Interpreter | None = None
         #: False once the client has been disconnected (DISCONNECT).
         self.enabled = True
-        self._engine.add_client(self)
+        self._engine.dispatch.add_client(self)
         self._engine.inbox_for(self.owner)
 
     # ---------------------------------------------------------------- clients
@@ -88,7 +88,7 @@ class DebugClient:
         # an event being dispatched keeps the table it started with
         self.event_callbacks = callbacks
         self.interest_mask = int(callbacks.get_interest_mask()) if callbacks is not None else 0
-        engine.refresh_listeners()
+        engine.dispatch.refresh_listeners()
 
     def get_event_callbacks(self) -> EventCallbacks | None:
         return self.event_callbacks
@@ -103,7 +103,7 @@ class DebugClient:
 
     def output(self, mask: int, text: str) -> None:
         """Send ``text`` to every client's output callbacks."""
-        self._engine.call(lambda: self._engine.output(mask, text))
+        self._engine.call(lambda: self._engine.dispatch.output(mask, text))
 
     # --------------------------------------------------------------- targets
 
@@ -335,13 +335,15 @@ class DebugClient:
         one in a debug register ("r" is treated as "rw": x86 has no read-only watch).
         """
         engine = self._engine
-        return engine.call(lambda: engine.add_breakpoint(location, access, size, one_shot))
+        return engine.call(lambda: engine.breakpoint_table.add(location, access, size, one_shot))
 
     def remove_breakpoint(self, bp: Breakpoint) -> None:
-        self._engine.call(lambda: self._engine.remove_breakpoint(bp))
+        self._engine.call(lambda: self._engine.breakpoint_table.remove(bp))
 
     def breakpoints(self) -> list[Breakpoint]:
-        return self._engine.call(lambda: sorted(self._engine.breakpoints.values(), key=lambda b: b.id))
+        return self._engine.call(
+            lambda: sorted(self._engine.breakpoint_table.by_id.values(), key=lambda b: b.id)
+        )
 
     # ------------------------------------------------------ memory, registers
 
@@ -420,7 +422,7 @@ class DebugClient:
     def modules(self, pid: int | None = None) -> list[Module]:
         """The modules of the current process (or of ``pid``), in load order:
         the program, the dynamic loader, the vDSO, then the shared libraries."""
-        return self._engine.call(lambda: self._engine.modules(pid))
+        return self._engine.call(lambda: self._engine.loading.modules(pid))
 
     def resolve(self, expression: str) -> int:
         """The address of ``mod!sym[+off]``, ``sym[+off]``, ``file.c:LINE``, ``mod`` or a number.
@@ -589,4 +591,4 @@ class DebugClient:
         self._engine.call(lambda: self._engine.unload_extension(extension))
 
     def extensions(self) -> list[Extension]:
-        return list(self._engine.extensions)
+        return list(self._engine.dispatch.extensions)

@@ -93,7 +93,7 @@ class Breakpoint:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self._engine.set_breakpoint_enabled(self, bool(value))
+        self._engine.breakpoint_table.set_enabled(self, bool(value))
 
     def set_pass_count(self, count: int) -> None:
         """Trigger on the ``count``-th hit from now and on every hit after it."""
