@@ -9,6 +9,7 @@ from lindbg.constants import (
     CES,
     CSS,
     EndFlags,
+    EventFilter,
     EventMask,
     Notify,
     OutputMask,
@@ -19,6 +20,7 @@ from lindbg.constants import (
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.client import DebugClient
 from lindbg.engine.handles import Breakpoint, ExceptionInfo, LastEvent, Process, Thread
+from lindbg.engine.processor import CommandProcessor, set_default_processor
 from lindbg.errors import (
     EngineUnusableError,
     InvalidOperationError,
@@ -35,6 +37,15 @@ def debug_connect(options: str) -> DebugClient:
     raise InvalidOperationError(f"debugging servers are not available yet (cannot connect to '{options}')")
 
 
+def _cdb_language() -> CommandProcessor:
+    """The command language ``DebugClient.execute`` speaks: cdb's (lindbg.commands),
+    imported when a client first executes a command."""
+    from lindbg.commands.interpreter import CommandLanguage
+
+    return CommandLanguage()
+
+
+set_default_processor(_cdb_language)
 globals().update(_constants.dbgeng_names())
 
 __all__ = [
@@ -46,6 +57,7 @@ __all__ = [
     "EndFlags",
     "EngineUnusableError",
     "EventCallbacks",
+    "EventFilter",
     "EventMask",
     "ExceptionInfo",
     "InvalidOperationError",

@@ -183,6 +183,20 @@ class OutputMask(enum.IntFlag):
 
 
 #: (prefix, enum, member-name transform) used to build the dbgeng spellings.
+class EventFilter(enum.IntEnum):
+    """What an exception (a signal) does when no callback asks for more: dbgeng's
+    four execution options of an event filter (DEBUG_FILTER_*), cdb's sx* commands."""
+
+    #: ``sxe``: break at the first chance.
+    BREAK = 0
+    #: ``sxd``: break only at the second chance (passing it would end the process).
+    SECOND_CHANCE_BREAK = 1
+    #: ``sxn``: print the event and go on.
+    OUTPUT = 2
+    #: ``sxi``: go on silently.
+    IGNORE = 3
+
+
 _DBGENG_PREFIXES: tuple[tuple[str, type[enum.Enum]], ...] = (
     ("DEBUG_END_", EndFlags),
     ("DEBUG_SESSION_", SessionStatus),
@@ -194,6 +208,7 @@ _DBGENG_PREFIXES: tuple[tuple[str, type[enum.Enum]], ...] = (
     ("DEBUG_NOTIFY_", Notify),
     ("DEBUG_PROCESS_", ProcessOptions),
     ("DEBUG_OUTPUT_", OutputMask),
+    ("DEBUG_FILTER_", EventFilter),
 )
 
 

@@ -1,14 +1,26 @@
 """The console loop: prompt, read a line, run it; embeddable (tests drive it
-with piped input), text leaves only through the client's output callbacks."""
+with piped input), text leaves only through the client's output callbacks.
+
+The engine thread (the one that made the client) runs the commands; lines are
+read on a reader thread, so while the prompt waits the engine thread sits in
+``dispatch_callbacks`` and serves requests from other threads (DESIGN section 1).
+"""
 
 from __future__ import annotations
 
-from typing import TextIO
+import queue
+import threading
+from typing import TYPE_CHECKING, TextIO
 
-from lindbg.constants import OutputMask, Status
+from lindbg.commands.interpreter import CommandLanguage
+from lindbg.constants import EventMask, OutputMask, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.client import DebugClient
+from lindbg.engine.handles import Module
 from lindbg.errors import LindbgError
+
+if TYPE_CHECKING:
+    from lindbg.cli.terminal import TerminalLines
 
 
 class StreamOutput(OutputCallbacks):
@@ -46,28 +58,59 @@ class ConsoleEvents(EventCallbacks):
         self._client = client
 
     def get_interest_mask(self) -> int:
-        from lindbg.constants import EventMask
+        return int(EventMask.LOAD_MODULE)
 
-        return int(EventMask.LOAD_MODULE | EventMask.EXCEPTION)
-
-    def exception(self, exc: object) -> Status:
-        """`sxn` signals: print the event as it passes (cdb's "output" filter)."""
-        signo = exc.signal  # type: ignore[attr-defined]
-        if signo in self._client.command_interpreter.notify_signals:
-            import signal as signals
-
-            chance = "first chance" if exc.first_chance else "!!! second chance !!!"  # type: ignore[attr-defined]
-            where = f"({exc.pid:x}.{exc.tid:x})"  # type: ignore[attr-defined]
-            text = f"{where}: {signals.strsignal(signo)} - code {signo:08x} ({chance})\n"
-            self._client.output(OutputMask.NORMAL, text)
-        return Status.NO_CHANGE
-
-    def load_module(self, module: object) -> Status:
+    def load_module(self, module: Module) -> Status:
         from lindbg.commands.formatting import addr17
 
-        base, end, path = module.base, module.end, module.path  # type: ignore[attr-defined]
-        self._client.output(OutputMask.NORMAL, f"ModLoad: {addr17(base)} {addr17(end)}   {path}\n")
+        text = f"ModLoad: {addr17(module.base)} {addr17(module.end)}   {module.path}\n"
+        self._client.output(OutputMask.NORMAL, text)
         return Status.NO_CHANGE
+
+
+class LineReader:
+    """Reads command lines on a thread of its own, one line per request, while the
+    engine thread waits in ``dispatch_callbacks`` and so serves what other threads
+    ask of the engine (a debugging server's clients) as the user types."""
+
+    def __init__(self, client: DebugClient, stream: TextIO, terminal: TerminalLines | None) -> None:
+        self._client = client
+        self._stream = stream
+        self._terminal = terminal
+        self._prompts: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._answer: tuple[str | None] | None = None
+        self._thread = threading.Thread(target=self._run, name="lindbg-console-reader", daemon=True)
+        self._thread.start()
+
+    def read(self, prompt: str) -> str | None:
+        """The next line (None at the end of input), read with ``prompt``; the engine
+        thread serves the engine until it comes."""
+        self._prompts.put(prompt)
+        while True:
+            with self._lock:
+                answer, self._answer = self._answer, None
+            if answer is not None:
+                return answer[0]
+            self._client.dispatch_callbacks()
+
+    def _run(self) -> None:
+        line: str | None = ""
+        while line is not None:
+            prompt = self._prompts.get()
+            try:
+                if self._terminal is not None:
+                    line = self._terminal.read_line(prompt)
+                else:
+                    line = self._stream.readline() or None
+            except (OSError, ValueError):  # the stream was closed under us
+                line = None
+            with self._lock:
+                self._answer = (line,)
+            try:
+                self._client.exit_dispatch(self._client)
+            except LindbgError:
+                return  # the engine is gone (REENTRANT): nobody is waiting
 
 
 def prompt_of(client: DebugClient) -> str:
@@ -81,16 +124,24 @@ def prompt_of(client: DebugClient) -> str:
 
 
 def run_console(
-    client: DebugClient, commands: list[str], stream: TextIO, screen: StreamOutput | None = None
+    client: DebugClient,
+    commands: list[str],
+    stream: TextIO,
+    screen: StreamOutput | None = None,
+    language: CommandLanguage | None = None,
 ) -> int:
     """Run ``commands`` then every line of ``stream`` until `q` or end of input
     (which acts as `q`). With ``screen`` (the terminal's output, when standard
     input and output are both terminals) lines are read with editing and
-    history instead. Returns the exit status."""
-    interp = client.command_interpreter
+    history instead. ``language`` is the engine's command processor (installed
+    here when not given). Returns the exit status."""
+    if language is None:
+        language = CommandLanguage()
+        client.set_command_processor(language)
+    interp = language.interpreter(client)
     for given in commands:
         client.output(OutputMask.PROMPT, prompt_of(client) + given + "\n")
-        interp.execute(given)
+        client.execute(given)
         if interp.wants_quit:
             return 0
     terminal = None
@@ -98,24 +149,24 @@ def run_console(
         from lindbg.cli.terminal import TerminalLines
 
         terminal = TerminalLines()
-    line: str | None
+    reader = LineReader(client, stream, terminal)
     while True:
         prompt = prompt_of(client)
         interp.prompt_width = len(prompt)
         if terminal is not None and screen is not None:
-            line = terminal.read_line(prompt)
+            line = reader.read(prompt)
             if line is not None:
                 screen.hide_next_prompt()
                 client.output(OutputMask.PROMPT, prompt + line + "\n")
         else:
             client.output(OutputMask.PROMPT, prompt)
-            line = stream.readline() or None
+            line = reader.read(prompt)
             if line is not None and not stream.isatty():
                 client.output(OutputMask.NORMAL, line if line.endswith("\n") else line + "\n")
         if line is None:
             client.output(OutputMask.NORMAL, "\n")
-            interp.execute("q")
+            client.execute("q")
             return 0
-        interp.execute(line.rstrip("\n"))
+        client.execute(line.rstrip("\n"))
         if interp.wants_quit:
             return 0

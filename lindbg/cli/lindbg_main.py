@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from lindbg.cli.console import ConsoleEvents, StreamOutput, run_console
 from lindbg.commands.dumps import open_dump
 from lindbg.commands.execution import run, show_stop
+from lindbg.commands.interpreter import CommandLanguage
 from lindbg.constants import Status
 from lindbg.engine.client import DebugClient
 from lindbg.errors import LindbgError
@@ -106,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     # debugger swallows it there and breaks in instead; it never kills lindbg
     client.set_signal_swallowed(signal.SIGINT)
     signal.signal(signal.SIGINT, lambda signo, frame: client.set_interrupt())
-    interp = client.command_interpreter
+    language = CommandLanguage()
+    client.set_command_processor(language)
+    interp = language.interpreter(client)
     if options.symbol_path is not None:
         client.set_symbol_path(options.symbol_path)
     try:
@@ -119,14 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     except LindbgError as error:
         print(f"lindbg: {error}", file=sys.stderr)
         return 1
-    interp.last_command_line = shlex.join(options.program)
+    interp.shared.last_command_line = shlex.join(options.program)
     if options.dump is None and client.get_execution_status() == Status.BREAK:
         if options.skip_initial_break:
             run(interp, Status.GO)
         else:
             show_stop(interp)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    return run_console(client, options.commands, sys.stdin, screen if interactive else None)
+    return run_console(client, options.commands, sys.stdin, screen if interactive else None, language)
 
 
 def console_main() -> None:

@@ -108,7 +108,7 @@ def go_conditional(interp: Interpreter, parsed: ParsedCommand) -> None:
     a conditional breakpoint's "carry on" that does not turn a step into a go)."""
     from lindbg.commands.execution import run
 
-    status, count = interp.last_resume
+    status, count = interp.shared.last_resume
     run(interp, status, count)
 
 

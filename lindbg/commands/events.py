@@ -11,9 +11,20 @@ import signal
 
 from lindbg.commands.interpreter import CommandError, Interpreter, command
 from lindbg.commands.parser import ParsedCommand
+from lindbg.constants import EventFilter
 
-_MODES = {"sxe": "break", "sxd": "second-chance", "sxn": "output", "sxi": "ignore"}
-_WORDS = {"break": "Break", "second-chance": "Second-chance break", "output": "Output", "ignore": "Ignore"}
+_MODES = {
+    "sxe": EventFilter.BREAK,
+    "sxd": EventFilter.SECOND_CHANCE_BREAK,
+    "sxn": EventFilter.OUTPUT,
+    "sxi": EventFilter.IGNORE,
+}
+_WORDS = {
+    EventFilter.BREAK: "Break",
+    EventFilter.SECOND_CHANCE_BREAK: "Second-chance break",
+    EventFilter.OUTPUT: "Output",
+    EventFilter.IGNORE: "Ignore",
+}
 
 
 def signal_number(name: str) -> int:
@@ -35,17 +46,13 @@ def signal_number(name: str) -> int:
 
 @command("sxe", "sxd", "sxn", "sxi")
 def set_filter(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """Set the session's filter of each named signal (every client sees the change)."""
     names = parsed.args.split()
     if not names:
         raise CommandError("Syntax")
     mode = _MODES[parsed.name]
     for name in names:
-        signo = signal_number(name)
-        interp.client.set_signal_break(signo, mode == "break", mode in ("break", "second-chance"))
-        interp.notify_signals.discard(signo)
-        if mode == "output":
-            interp.notify_signals.add(signo)
-        interp.filter_modes[signo] = mode
+        interp.client.set_event_filter(signal_number(name), mode)
 
 
 @command("sx")
@@ -53,7 +60,5 @@ def list_filters(interp: Interpreter, parsed: ParsedCommand) -> None:
     for sig in sorted(signal.Signals, key=int):
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
-        mode = interp.filter_modes.get(int(sig))
-        if mode is None:
-            mode = "break" if interp.client.signal_breaks(int(sig)) else "ignore"
+        mode = interp.client.get_event_filter(int(sig))
         interp.say(f"{sig.name.lower():>9} - {signal.strsignal(sig) or sig.name} - {_WORDS[mode]}")

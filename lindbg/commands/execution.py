@@ -37,15 +37,15 @@ def run(interp: Interpreter, status: Status, count: int = 1) -> None:
     client = interp.client
     if client.get_execution_status() == Status.NO_DEBUGGEE:
         raise NoDebuggeeError("no debuggee")
-    if interp.running:
-        interp.resume_request = (status, count)
+    if interp.shared.running:
+        interp.shared.resume_request = (status, count)
         return
-    interp.running = True
+    interp.shared.running = True
     try:
         request: tuple[Status, int] | None = (status, count)
         while request is not None:
             status, count = request
-            interp.last_resume = request
+            interp.shared.last_resume = request
             if status in (Status.STEP_INTO, Status.STEP_OVER):
                 client.set_execution_status(status, count)
             else:
@@ -59,14 +59,14 @@ def run(interp: Interpreter, status: Status, count: int = 1) -> None:
             if commands:
                 # cdb shows the register block only when it comes back to the
                 # prompt: a command string that resumes (`gc`) stays quiet
-                interp.resume_request = None
+                interp.shared.resume_request = None
                 interp.execute(commands)
-                request = interp.resume_request
+                request = interp.shared.resume_request
             if request is None:
                 show_location(interp)
     finally:
-        interp.running = False
-        interp.resume_request = None
+        interp.shared.running = False
+        interp.shared.resume_request = None
 
 
 def _breakpoint_commands(interp: Interpreter) -> str:

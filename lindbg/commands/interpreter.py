@@ -4,10 +4,17 @@ and render every error in cdb's shapes (CDB-OUTPUT.md §0).
 Commands never call ptrace: they call ``DebugClient`` methods, and all text
 leaves through the client's output (so a remote client sees what a local one
 sees). Each command family lives in its own module and registers here.
+
+``CommandLanguage`` is the engine's ``CommandProcessor`` (one per engine): it holds
+what the session shares (how the target last ran, for ``gc``; whether a command is
+waiting for the target; the command line ``.restart`` runs again), and one
+``Interpreter`` per client for what is that client's own (its prompt's width, where
+``d*`` and ``u`` continue, whether it asked to quit).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,16 +52,10 @@ class CommandError(LindbgError):
         self.offset = offset
 
 
-class Interpreter:
-    """Runs command lines for one client."""
+class CommandLanguage:
+    """The cdb language as an engine's command processor (``DebugClient.execute``)."""
 
-    def __init__(self, client: DebugClient) -> None:
-        self.client = client
-        #: The prompt's width, so a caret lands under the failing character.
-        self.prompt_width = 7
-        #: Where `d*` and `u` continue when given no address.
-        self.next_dump: dict[str, int] = {}
-        self.wants_quit = False
+    def __init__(self) -> None:
         #: True while `g`/`p`/`t` waits; a breakpoint command's resume is then a request.
         self.running = False
         self.resume_request: tuple[Any, int] | None = None
@@ -62,9 +63,31 @@ class Interpreter:
         self.last_resume: tuple[Any, int] = (Status.GO, 1)
         #: The command line `.restart` runs again (set by the console and `.create`).
         self.last_command_line = ""
-        #: Signals `sxn` asked to print as they pass; the mode each sx* command set.
-        self.notify_signals: set[int] = set()
-        self.filter_modes: dict[int, str] = {}
+        self._interpreters: weakref.WeakKeyDictionary[DebugClient, Interpreter] = weakref.WeakKeyDictionary()
+
+    def interpreter(self, client: DebugClient) -> Interpreter:
+        """``client``'s own interpreter (made on first use)."""
+        found = self._interpreters.get(client)
+        if found is None:
+            found = self._interpreters[client] = Interpreter(client, self)
+        return found
+
+    def execute(self, client: DebugClient, text: str) -> None:
+        self.interpreter(client).execute(text)
+
+
+class Interpreter:
+    """Runs command lines for one client."""
+
+    def __init__(self, client: DebugClient, shared: CommandLanguage) -> None:
+        self.client = client
+        #: What every client of the engine shares.
+        self.shared = shared
+        #: The prompt's width, so a caret lands under the failing character.
+        self.prompt_width = 7
+        #: Where `d*` and `u` continue when given no address.
+        self.next_dump: dict[str, int] = {}
+        self.wants_quit = False
 
     def say(self, text: str, mask: int = OutputMask.NORMAL) -> None:
         self.client.output(mask, text if text.endswith("\n") else text + "\n")

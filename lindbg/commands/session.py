@@ -87,7 +87,7 @@ def create(interp: Interpreter, parsed: ParsedCommand) -> None:
     if not parsed.args.strip():
         raise CommandError("Syntax")
     interp.client.create_process(parsed.args.strip())
-    interp.last_command_line = parsed.args.strip()
+    interp.shared.last_command_line = parsed.args.strip()
     show_stop(interp)
 
 
@@ -109,7 +109,7 @@ def restart(interp: Interpreter, parsed: ParsedCommand) -> None:
     from lindbg.commands.execution import show_stop
     from lindbg.constants import EndFlags, Status
 
-    command_line = interp.last_command_line
+    command_line = interp.shared.last_command_line
     if not command_line:
         raise CommandError("No runnable debuggees")
     if interp.client.get_execution_status() != Status.NO_DEBUGGEE:

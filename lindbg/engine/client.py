@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lindbg.constants import CodeLevel, EndFlags, SourceOptions, Status
+from lindbg.constants import CodeLevel, EndFlags, EventFilter, SourceOptions, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
+from lindbg.engine.dispatch import OutputOrigin
 from lindbg.engine.engine import Engine
 from lindbg.engine.extensions import Extension
 from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process, Thread, ThreadDetails
@@ -25,8 +26,8 @@ from lindbg.symbols.lines import SourceLine
 from lindbg.targets.base import MemoryRegion, SignalState, Target
 
 if TYPE_CHECKING:
-    from lindbg.commands.interpreter import Interpreter
     from lindbg.engine.frame_inspector import FrameVariables, SymbolDescription
+    from lindbg.engine.processor import CommandProcessor
     from lindbg.symbols.types import Type
     from lindbg.symbols.values import Value
 
@@ -64,9 +65,11 @@ class DebugClient:
         self.event_callbacks: EventCallbacks | None = None
         self.output_callbacks: OutputCallbacks | None = None
         self.interest_mask = 0
-        self._interpreter: Interpreter | None = None
         #: False once the client has been disconnected (DISCONNECT).
         self.enabled = True
+        #: True while a callback of this client (on its own thread) has not answered
+        #: in time: the engine counts its vote as GO and does not wait for it.
+        self.unresponsive = False
         self._engine.dispatch.add_client(self)
         self._engine.inbox_for(self.owner)
 
@@ -103,7 +106,8 @@ class DebugClient:
 
     def output(self, mask: int, text: str) -> None:
         """Send ``text`` to every client's output callbacks."""
-        self._engine.call(lambda: self._engine.dispatch.output(mask, text))
+        engine = self._engine
+        engine.call(lambda: engine.dispatch.output(mask, text, OutputOrigin("client", self)))
 
     # --------------------------------------------------------------- targets
 
@@ -372,50 +376,79 @@ class DebugClient:
 
     # --------------------------------------------------------------- commands
 
-    @property
-    def command_interpreter(self) -> Interpreter:
-        """This client's cdb command interpreter (made on first use)."""
-        if self._interpreter is None:
-            from lindbg.commands.interpreter import Interpreter
-
-            self._interpreter = Interpreter(self)
-        return self._interpreter
-
     def execute(self, command_text: str) -> None:
-        """Run console commands in cdb's syntax (``;`` separates them); their text and
-        errors go to the output callbacks, as dbgeng's Execute does."""
-        self._engine.check_usable()
-        self.command_interpreter.execute(command_text)
+        """Run console commands in cdb's syntax (``;`` separates them) on the engine
+        thread, as this client typed them, and return when they have finished; their
+        text and errors go to the output callbacks (dbgeng's Execute).
+
+        Raises:
+            EngineUnusableError: the engine was ended with REENTRANT.
+            InvalidOperationError: the engine has no command processor.
+        """
+        engine = self._engine
+        engine.call(lambda: engine.execute(self, command_text))
+
+    def set_command_processor(self, processor: CommandProcessor) -> None:
+        """Replace the command language of this client's engine (all its clients)."""
+        engine = self._engine
+
+        def install() -> None:
+            engine.processor = processor
+
+        engine.call(install)
+
+    def set_event_filter(self, signo: int, mode: EventFilter) -> None:
+        """What signal ``signo`` does when no callback asks for more, for the whole
+        session (cdb's ``sxe``/``sxd``/``sxn``/``sxi``; dbgeng's filter options).
+
+        Raises:
+            InvalidOperationError: not a signal number.
+        """
+        engine = self._engine
+        engine.call(lambda: engine.set_event_filter(int(signo), EventFilter(mode)))
+
+    def get_event_filter(self, signo: int) -> EventFilter:
+        """The event filter of ``signo`` (IGNORE where none was set)."""
+        engine = self._engine
+        return engine.call(lambda: engine.event_filter(int(signo)))
 
     def set_signal_break(self, signo: int, breaks: bool, second_chance: bool | None = None) -> None:
         """Whether ``signo`` breaks in when no callback asks for more: at its first
         chance (``breaks``), and when passing it would kill the process
-        (``second_chance``, by default the same as ``breaks``). cdb's ``sxe`` is
-        (True, True), ``sxd`` (False, True), ``sxn``/``sxi`` (False, False)."""
+        (``second_chance``, by default the same as ``breaks``): ``set_event_filter``
+        with BREAK, SECOND_CHANCE_BREAK or IGNORE."""
         second = breaks if second_chance is None else second_chance
-        engine = self._engine
-        for target, wanted in ((engine.break_signals, breaks), (engine.second_chance_signals, second)):
-            if wanted:
-                target.add(int(signo))
-            else:
-                target.discard(int(signo))
+        mode = (
+            EventFilter.BREAK if breaks else EventFilter.SECOND_CHANCE_BREAK if second else EventFilter.IGNORE
+        )
+        self.set_event_filter(signo, mode)
 
     def signal_breaks(self, signo: int) -> bool:
-        return int(signo) in self._engine.break_signals
+        """True if ``signo`` breaks in at its first chance."""
+        return self.get_event_filter(signo) is EventFilter.BREAK
 
     def set_signal_swallowed(self, signo: int, swallowed: bool = True) -> None:
         """Make the debugger take ``signo`` for itself: neither reported nor delivered
         (the console does this with SIGINT from its terminal, which breaks in)."""
-        target = self._engine.swallowed_signals
-        if swallowed:
-            target.add(int(signo))
-        else:
-            target.discard(int(signo))
+        engine = self._engine
+
+        def change() -> None:
+            if swallowed:
+                engine.swallowed_signals.add(int(signo))
+            else:
+                engine.swallowed_signals.discard(int(signo))
+
+        engine.call(change)
 
     def set_break_on_process_exit(self, enabled: bool) -> None:
         """Stop when a process is about to exit, like cdb's final breakpoint (the
         console's default; ``-G`` turns it off)."""
-        self._engine.break_on_exit = bool(enabled)
+        engine = self._engine
+
+        def change() -> None:
+            engine.break_on_exit = bool(enabled)
+
+        engine.call(change)
 
     # ---------------------------------------------------------------- modules
 

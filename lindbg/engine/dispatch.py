@@ -1,10 +1,25 @@
 """Dispatch: the clients of an engine, who hears which event (interest masks),
-callbacks invoked on their clients' threads, output, extension notifications."""
+callbacks invoked on their clients' threads, output, extension notifications.
+
+Output carries its origin (``OutputOrigin``): the client whose command produced it,
+the target, or the engine itself. Output callbacks that define
+``output_from(mask, text, origin)`` receive it (a debugging server prefixes the
+client's name); the others get ``output(mask, text)``. A prompt (OutputMask.PROMPT)
+goes only to the client it is the prompt of.
+
+A callback of a client owned by another thread runs on that thread; the engine
+thread waits for its answer at most ``callback_timeout`` seconds. A client that
+does not answer in time is marked unresponsive: its vote is GO, and until its
+stalled callback returns it is not waited for again, so one stalled client never
+hangs the session.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lindbg.constants import (
@@ -37,14 +52,35 @@ _EVENT_BITS = (
 )
 
 
-def _bind_output(out: Any, mask: int, text: str) -> Callable[[], None]:
-    """A call of ``out.output(mask, text)`` to run later on the client's thread."""
+#: How long the engine thread waits for another thread's callback (seconds).
+DEFAULT_CALLBACK_TIMEOUT = 10.0
 
-    def deliver() -> None:
-        with contextlib.suppress(Exception):
+
+@dataclass(frozen=True, slots=True)
+class OutputOrigin:
+    """Where a piece of output comes from."""
+
+    #: "client" (a command a client ran), "target" or "engine".
+    kind: str
+    #: The client, for "client".
+    client: DebugClient | None = None
+
+
+ENGINE_ORIGIN = OutputOrigin("engine")
+
+
+def _deliver(out: Any, mask: int, text: str, origin: OutputOrigin) -> None:
+    with contextlib.suppress(Exception):  # a broken output callback must not break the engine
+        output_from = getattr(out, "output_from", None)
+        if output_from is not None:
+            output_from(mask, text, origin)
+        else:
             out.output(mask, text)
 
-    return deliver
+
+def _bound(out: Any, mask: int, text: str, origin: OutputOrigin) -> Callable[[], None]:
+    """The delivery of one piece of output, to run later on its client's thread."""
+    return lambda: _deliver(out, mask, text, origin)
 
 
 class Dispatcher:
@@ -56,6 +92,11 @@ class Dispatcher:
         #: (client, callbacks object) for each event bit, in client creation order.
         self.listeners: dict[int, list[tuple[DebugClient, Any]]] = {int(bit): [] for bit in _EVENT_BITS}
         self.extensions: list[Extension] = []
+        #: The origin of output produced now (a command's client while it runs).
+        self.origin = ENGINE_ORIGIN
+        #: How long a callback on another thread may take before its client is
+        #: marked unresponsive.
+        self.callback_timeout = DEFAULT_CALLBACK_TIMEOUT
 
     def add_client(self, client: DebugClient) -> None:
         self.clients.append(client)
@@ -79,14 +120,18 @@ class Dispatcher:
         self.listeners = table
 
     def invoke(self, client: DebugClient, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call a callback on its client's thread and return what it returned."""
-        if client.owner == self._engine.thread_ident:
+        """Call a callback on its client's thread and return what it returned (GO for
+        an unresponsive client)."""
+        engine = self._engine
+        if client.owner == engine.thread_ident:
             try:
                 return fn(*args)
             except Exception as error:  # a broken callback must not break the session
                 self._callback_failed(fn, error)
                 return None
-        inbox = self._engine.inbox_for(client.owner)
+        if client.unresponsive:
+            return Status.GO
+        inbox = engine.inbox_for(client.owner)
 
         def run() -> Any:
             try:
@@ -95,14 +140,25 @@ class Dispatcher:
                 self._callback_failed(fn, error)
                 return None
             finally:
-                self._engine.inbox.wake()
+                client.unresponsive = False
+                engine.inbox.wake()
 
         reply = inbox.post(run)
         assert reply is not None
+        deadline = time.monotonic() + self.callback_timeout
         while not reply.done:
-            self._engine.inbox.run_pending()
-            self._engine.inbox.wait(0.05)
-            if self._engine.unusable_reason is not None:
+            engine.inbox.run_pending()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                client.unresponsive = True
+                name = getattr(fn, "__qualname__", repr(fn))
+                self.output(
+                    OutputMask.WARNING,
+                    f"a client did not answer {name} within {self.callback_timeout:g} s: its vote is GO\n",
+                )
+                return Status.GO
+            engine.inbox.wait(min(remaining, 0.05))
+            if engine.unusable_reason is not None:
                 return None
         return reply.result()
 
@@ -128,13 +184,27 @@ class Dispatcher:
             except Exception as error:
                 self.output(OutputMask.ERROR, f"extension {extension.name} notify raised {error}\n")
 
-    def output(self, mask: int, text: str) -> None:
-        """Send ``text`` to every client's output callbacks (the engine never prints)."""
+    @contextlib.contextmanager
+    def output_from(self, client: DebugClient) -> Iterator[None]:
+        """Output produced inside the block is ``client``'s (its command runs)."""
+        before = self.origin
+        self.origin = OutputOrigin("client", client)
+        try:
+            yield
+        finally:
+            self.origin = before
+
+    def output(self, mask: int, text: str, origin: OutputOrigin | None = None) -> None:
+        """Send ``text`` to every client's output callbacks (the engine never prints);
+        a prompt only to its own client."""
+        origin = self.origin if origin is None else origin
+        only = origin.client if mask & OutputMask.PROMPT else None
+        engine_thread = self._engine.thread_ident
         for client in self.clients:
             out = client.output_callbacks
-            if out is not None and client.enabled:
-                if client.owner == self._engine.thread_ident:
-                    with contextlib.suppress(Exception):
-                        out.output(mask, text)
-                else:
-                    self._engine.inbox_for(client.owner).post(_bind_output(out, mask, text), want_reply=False)
+            if out is None or not client.enabled or (only is not None and client is not only):
+                continue
+            if client.owner == engine_thread:
+                _deliver(out, mask, text, origin)
+            else:
+                self._engine.inbox_for(client.owner).post(_bound(out, mask, text, origin), want_reply=False)

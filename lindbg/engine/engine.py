@@ -31,6 +31,7 @@ from lindbg.constants import (
     CES,
     CSS,
     CodeLevel,
+    EventFilter,
     EventMask,
     Notify,
     OutputMask,
@@ -39,6 +40,7 @@ from lindbg.constants import (
     SourceOptions,
     Status,
 )
+from lindbg.engine import processor as processor_module
 from lindbg.engine import status as status_rules
 from lindbg.engine.breakpoints import BreakpointTable
 from lindbg.engine.dispatch import Dispatcher
@@ -54,6 +56,7 @@ from lindbg.engine.handles import (
 )
 from lindbg.engine.inbox import Inbox
 from lindbg.engine.loading import ModuleLoading
+from lindbg.engine.processor import CommandProcessor
 from lindbg.engine.session_table import Session, SessionInput, SessionState
 from lindbg.engine.stepping import GO_STATUSES, STEP_STATUSES, Stepping
 from lindbg.engine.symbol_index import SymbolIndex
@@ -186,9 +189,14 @@ class Engine:
         self.last_breakpoint_hit: tuple[int, int, int] | None = None
         #: Stop at process exit like cdb's final breakpoint (the console sets it).
         self.break_on_exit = False
+        #: The event filter of each signal that has one (sx*); the others: IGNORE.
+        self.filters: dict[int, EventFilter] = dict.fromkeys(DEFAULT_BREAK_SIGNALS, EventFilter.BREAK)
+        #: Derived from ``filters`` for the hot path: signals that break at the first
+        #: chance, and those that break when passing them would kill the process.
         self.break_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
-        #: Signals that break when passing them would kill the process (second chance).
         self.second_chance_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
+        #: Runs ``execute`` (the console language, supplied by the top-level package).
+        self.processor: CommandProcessor | None = None
         #: Signals the debugger takes for itself: never reported, never delivered
         #: (the console's SIGINT, which it turns into a break-in).
         self.swallowed_signals: set[int] = set()
@@ -999,6 +1007,44 @@ class Engine:
         if thread is None:
             raise InvalidOperationError(f"thread {tid} is not being debugged")
         return self.session_target.signal_state(thread.pid, tid)
+
+    # ----------------------------------------------------------- event filters
+
+    def event_filter(self, signo: int) -> EventFilter:
+        return self.filters.get(signo, EventFilter.IGNORE)
+
+    def set_event_filter(self, signo: int, mode: EventFilter) -> None:
+        """Set what ``signo`` does when no callback asks for more (dbgeng's
+        SetSpecificFilterParameters / cdb's sx*), for every client of the session."""
+        self.check_usable()
+        if not 0 < signo < 65:
+            raise InvalidOperationError(f"no such signal: {signo}")
+        mode = EventFilter(mode)
+        self.filters[signo] = mode
+        for chosen, wanted in (
+            (self.break_signals, mode is EventFilter.BREAK),
+            (self.second_chance_signals, mode in (EventFilter.BREAK, EventFilter.SECOND_CHANCE_BREAK)),
+        ):
+            if wanted:
+                chosen.add(signo)
+            else:
+                chosen.discard(signo)
+        self.dispatch.notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EVENT_FILTERS, signo)
+
+    # ---------------------------------------------------------------- execute
+
+    def execute(self, client: DebugClient, text: str) -> None:
+        """Run a command line for ``client`` (dbgeng's Execute): on the engine thread,
+        its output marked as that client's."""
+        self.check_usable()
+        processor = self.processor
+        if processor is None:
+            factory = processor_module.default_processor
+            if factory is None:
+                raise InvalidOperationError("this engine has no command processor")
+            processor = self.processor = factory()
+        with self.dispatch.output_from(client):
+            processor.execute(client, text)
 
     @property
     def last_event(self) -> LastEvent | None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lindbg.constants import (
+    EventFilter,
     EventMask,
+    OutputMask,
     Status,
 )
 from lindbg.engine import status as status_rules
@@ -174,6 +176,10 @@ class EventHandling:
         self._engine.recorded_event = LastEvent(
             "exception", pid, tid, f"{signal_description(signo)} - code {signo:08x} ({chance})", signal=signo
         )
+        if self._engine.event_filter(signo) is EventFilter.OUTPUT:
+            # sxn: the engine prints the event as it passes, to every client
+            description = self._engine.recorded_event.description
+            self._engine.dispatch.output(OutputMask.NORMAL, f"({pid:x}.{tid:x}): {description}\n")
         decided = explicit = self._engine.dispatch.event(EventMask.EXCEPTION, "exception", info)
         if decided is Status.NO_CHANGE:
             breaks = self._engine.break_signals if first_chance else self._engine.second_chance_signals

@@ -93,7 +93,8 @@ class Breakpoint:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self._engine.breakpoint_table.set_enabled(self, bool(value))
+        engine = self._engine
+        engine.call(lambda: engine.breakpoint_table.set_enabled(self, bool(value)))
 
     def set_pass_count(self, count: int) -> None:
         """Trigger on the ``count``-th hit from now and on every hit after it."""
