@@ -33,8 +33,15 @@ from lindbg.errors import (
 
 
 def debug_connect(options: str) -> DebugClient:
-    """Connect to a debugging server (DESIGN section 4): comes with the servers' issue."""
-    raise InvalidOperationError(f"debugging servers are not available yet (cannot connect to '{options}')")
+    """Connect to a debugging server (DESIGN section 4) and return a client of its engine.
+
+    Raises:
+        InvalidOperationError: this build of lindbg has no debugging servers; it
+            debugs on this machine only (local clients of one engine).
+    """
+    raise InvalidOperationError(
+        f"cannot connect to '{options}': this lindbg has no debugging servers (local sessions only)"
+    )
 
 
 def _cdb_language() -> CommandProcessor:

@@ -2,8 +2,8 @@
 
 ``lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS]
 [-p PID | -z CORE | PROGRAM ARGS...]``. The remoting options ``-server``,
-``-remote`` and ``-premote`` are reserved for their issues and refused with a
-one-line message.
+``-remote`` and ``-premote`` are cdb's names for debugging servers and process
+servers, which this lindbg does not have: they are refused with a one-line message.
 """
 
 from __future__ import annotations
@@ -27,6 +27,27 @@ USAGE = (
     " [-p PID | -z CORE | PROGRAM ARGS...]"
 )
 _RESERVED = ("-server", "-remote", "-premote")
+HELP = f"""{USAGE}
+
+A cdb-style console for Linux user-mode processes, on lindbg's engine.
+
+  -c CMDS        run CMDS (';'-separated) first; may be given more than once
+  -cf FILE       run the commands of FILE first, one per line
+  -g             do not stop at the initial break (go at once)
+  -G             do not stop when the last process exits (no final break)
+  -y SYMPATH     extra directories for separate debug files, ';'-separated
+  -i IMAGEDIRS   directories to look in for a core's mapped files, ':'-separated
+  -p PID         attach to a running process
+  -z CORE        open an ELF core file (read-only)
+  PROGRAM ARGS   start PROGRAM with ARGS under the debugger
+
+At the prompt, .help lists the commands. The session is local to this machine:
+debugging servers (-server, -remote) and process servers (-premote, lindbgsrv)
+are not part of this lindbg."""
+
+
+class HelpRequested(Exception):
+    """``-h``: print the help and exit with status 0."""
 
 
 @dataclass
@@ -48,8 +69,10 @@ def parse_arguments(argv: list[str]) -> Options:
     index = 0
     while index < len(argv):
         arg = argv[index]
+        if arg in ("-h", "--help", "-?") and not options.program:
+            raise HelpRequested
         if arg in _RESERVED:
-            raise ValueError(f"lindbg: {arg} comes with a later issue and is not available yet")
+            raise ValueError(f"lindbg: {arg}: this lindbg has no remote debugging (local sessions only)")
         if arg == "-c":
             index += 1
             options.commands.append(_need(argv, index, arg))
@@ -95,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lindbg`` console script; returns the exit status."""
     try:
         options = parse_arguments(sys.argv[1:] if argv is None else argv)
+    except HelpRequested:
+        print(HELP)
+        return 0
     except (ValueError, OSError) as error:
         print(str(error), file=sys.stderr)
         return 2

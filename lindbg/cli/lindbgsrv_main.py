@@ -1,4 +1,7 @@
-"""``lindbgsrv``: the process server (DESIGN.md section 5). Comes with a later issue."""
+"""``lindbgsrv``: the process server's command (DESIGN.md section 5).
+
+This build has no process server: the command says so and exits with status 2.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lindbgsrv`` console script; returns the exit status."""
-    del argv  # `lindbgsrv -t OPTIONS` comes with the process server's issue
+    del argv  # no options to read: there is no server to start
     print(
-        "lindbgsrv: the process server is not available yet (it comes with a later issue)",
+        "lindbgsrv: this lindbg has no process server; debug on the target machine with lindbg itself",
         file=sys.stderr,
     )
     return 2
