@@ -3,9 +3,12 @@ and IDebugOutputCallbacks). Every method has a do-nothing default."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from lindbg.constants import Status
+from lindbg.constants import SessionStatus, Status
+
+if TYPE_CHECKING:
+    from lindbg.engine.handles import Breakpoint, ExceptionInfo, Module, Process, Thread
 
 
 class EventCallbacks:
@@ -20,34 +23,34 @@ class EventCallbacks:
         """Which events and notifications this object wants (``EventMask`` bits)."""
         return 0
 
-    def breakpoint(self, bp: Any) -> Status:
+    def breakpoint(self, bp: Breakpoint) -> Status:
         return Status.NO_CHANGE
 
-    def exception(self, exc: Any) -> Status:
+    def exception(self, exc: ExceptionInfo) -> Status:
         return Status.NO_CHANGE
 
-    def create_thread(self, thread: Any) -> Status:
+    def create_thread(self, thread: Thread) -> Status:
         return Status.NO_CHANGE
 
     def exit_thread(self, exit_code: int) -> Status:
         return Status.NO_CHANGE
 
-    def create_process(self, process: Any) -> Status:
+    def create_process(self, process: Process) -> Status:
         return Status.NO_CHANGE
 
     def exit_process(self, exit_code: int) -> Status:
         return Status.NO_CHANGE
 
-    def load_module(self, module: Any) -> Status:
+    def load_module(self, module: Module) -> Status:
         return Status.NO_CHANGE
 
-    def unload_module(self, module: Any) -> Status:
+    def unload_module(self, module: Module) -> Status:
         return Status.NO_CHANGE
 
     def system_error(self, error: int, level: int) -> Status:
         return Status.NO_CHANGE
 
-    def session_status(self, status: Any) -> None:
+    def session_status(self, status: SessionStatus) -> None:
         return None
 
     def change_debuggee_state(self, flags: int, argument: int) -> None:

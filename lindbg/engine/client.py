@@ -55,6 +55,12 @@ def _target_of(server: Any) -> Target | None:
 class DebugClient:
     """A client of an engine. ``DebugClient()`` creates a new engine.
 
+    Every method may be called from any thread (the call runs on the engine thread)
+    and raises ``EngineUnusableError`` once the engine was ended with
+    ``end_session(REENTRANT)``; those that need a session raise ``NoDebuggeeError``
+    without one, and those that need the target stopped raise
+    ``InvalidOperationError`` while it runs.
+
     Args:
         engine: internal; use ``create_client()`` to add a client to an engine.
     """
@@ -94,6 +100,7 @@ class DebugClient:
         engine.dispatch.refresh_listeners()
 
     def get_event_callbacks(self) -> EventCallbacks | None:
+        """The event callbacks registered with ``set_event_callbacks`` (None: none)."""
         return self.event_callbacks
 
     def set_output_callbacks(self, callbacks: OutputCallbacks | None) -> None:
@@ -102,6 +109,7 @@ class DebugClient:
         self.output_callbacks = callbacks
 
     def get_output_callbacks(self) -> OutputCallbacks | None:
+        """The output callbacks registered with ``set_output_callbacks`` (None: none)."""
         return self.output_callbacks
 
     def output(self, mask: int, text: str) -> None:
@@ -224,6 +232,11 @@ class DebugClient:
         return self._engine.call(current)
 
     def set_current_thread(self, tid: int) -> None:
+        """Make thread ``tid`` current (cdb's ``~Ns``): registers, stacks and steps use it.
+
+        Raises:
+            InvalidOperationError: ``tid`` is not a thread of the session.
+        """
         self._engine.call(lambda: self._engine.set_current_thread(tid))
 
     def get_process_options(self) -> int:
@@ -283,6 +296,8 @@ class DebugClient:
     # -------------------------------------------------------------- execution
 
     def get_execution_status(self) -> Status:
+        """BREAK while the target is stopped, GO/STEP_* while it runs (or is about to),
+        NO_DEBUGGEE without a session (dbgeng's GetExecutionStatus)."""
         engine = self._engine
         engine.check_usable()
         return engine.status
@@ -342,9 +357,15 @@ class DebugClient:
         return engine.call(lambda: engine.breakpoint_table.add(location, access, size, one_shot))
 
     def remove_breakpoint(self, bp: Breakpoint) -> None:
+        """Remove ``bp`` from the target and the session (``bc``); ``bp.is_valid`` turns False.
+
+        Raises:
+            InvalidOperationError: ``bp`` no longer exists.
+        """
         self._engine.call(lambda: self._engine.breakpoint_table.remove(bp))
 
     def breakpoints(self) -> list[Breakpoint]:
+        """The session's breakpoints, by id."""
         return self._engine.call(
             lambda: sorted(self._engine.breakpoint_table.by_id.values(), key=lambda b: b.id)
         )
@@ -365,6 +386,12 @@ class DebugClient:
         return self._engine.call(lambda: self._engine.read_memory_into(address, buffer))
 
     def write_memory(self, address: int, data: bytes) -> None:
+        """Write ``data`` at ``address`` of the current process (breakpoints stay in place).
+
+        Raises:
+            MemoryAccessError: some byte is not writable (names it).
+            InvalidOperationError: the target cannot be written (a dump).
+        """
         self._engine.call(lambda: self._engine.write_memory(address, data))
 
     def get_register(self, name: str, thread: int | None = None) -> int:
@@ -372,6 +399,11 @@ class DebugClient:
         return self._engine.call(lambda: self._engine.get_register(name, thread))
 
     def set_register(self, name: str, value: int, thread: int | None = None) -> None:
+        """Set register ``name`` of the current thread (or of thread id ``thread``).
+
+        Raises:
+            InvalidOperationError: no such register, the thread runs, or a dump.
+        """
         self._engine.call(lambda: self._engine.set_register(name, value, thread))
 
     # --------------------------------------------------------------- commands
@@ -498,6 +530,7 @@ class DebugClient:
         self._engine.call(lambda: self._engine.set_symbol_path(path))
 
     def get_symbol_path(self) -> str:
+        """The extra debug-file directories, ';'-separated (``set_symbol_path``)."""
         return ";".join(self._engine.symbols.search_paths)
 
     # -------------------------------------------------------------- variables
@@ -507,6 +540,7 @@ class DebugClient:
         self._engine.call(lambda: self._engine.set_scope_frame(frame))
 
     def get_scope_frame(self) -> int:
+        """The frame number ``dv``, ``??`` and ``locals()`` look at (``.frame``)."""
         return self._engine.scope_frame
 
     def frame_variables(self, frame: int | None = None) -> FrameVariables:
@@ -584,6 +618,7 @@ class DebugClient:
         self._engine.call(lambda: self._engine.set_source_path(path))
 
     def get_source_path(self) -> str:
+        """The source directories, ';'-separated (``set_source_path``)."""
         return ";".join(self._engine.source_path)
 
     def find_source_file(self, dwarf_path: str) -> str | None:
@@ -603,6 +638,7 @@ class DebugClient:
         self._engine.call(lambda: self._engine.set_source_options(options))
 
     def get_code_level(self) -> CodeLevel:
+        """SOURCE when steps go by source line, else ASSEMBLY."""
         return self._engine.code_level
 
     def set_code_level(self, level: int) -> None:
@@ -621,7 +657,13 @@ class DebugClient:
         return self._engine.call(lambda: self._engine.load_extension(spec, self))
 
     def unload_extension(self, extension: Extension) -> None:
+        """Unload ``extension`` (its ``debug_extension_uninitialize`` runs).
+
+        Raises:
+            InvalidOperationError: it is not loaded.
+        """
         self._engine.call(lambda: self._engine.unload_extension(extension))
 
     def extensions(self) -> list[Extension]:
+        """The loaded extensions, in load order."""
         return list(self._engine.dispatch.extensions)
