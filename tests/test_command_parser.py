@@ -67,12 +67,6 @@ def test_split_commands(line: str, expected: list[tuple[str, int]]) -> None:
         assert line[offset:].startswith(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a '\"' or '{' inside a $$ comment opens a quote or a block and swallows the rest "
-    "of the line, though the docstring (and cdb's docs: text after $$ is not processed in any "
-    "way) says the comment ends at the next ';'",
-)
 @pytest.mark.parametrize("comment", ['$$ it"s', "$$ {"])
 def test_a_comment_ends_at_the_next_semicolon_whatever_it_holds(comment: str) -> None:
     assert split_commands(f"{comment}; r") == [("r", len(comment) + 2)]
@@ -83,12 +77,6 @@ def test_an_unbalanced_brace_runs_to_the_end_of_the_line() -> None:
     assert split_commands("g; .if (1) { r; k") == [("g", 0), (".if (1) { r; k", 3)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unterminated '\"' drops the command it is in, and every command after it: "
-    "split_commands('bp main \"r; g') is [] (nothing runs, no Syntax error), while an "
-    "unbalanced '{' keeps the rest of the line as one command",
-)
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -160,12 +148,6 @@ def test_parsed_commands_are_frozen() -> None:
         parsed.name = "g"  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dot and extension commands end at the first space only: '.echo<TAB>hi' is read as "
-    "a command named '.echo\\thi' (a Syntax error), though a tab is a blank everywhere else in "
-    "the parser (split_commands' 'j<TAB>', parse_command's unknown names)",
-)
 @pytest.mark.parametrize(
     ("text", "expected"), [(".echo\thi", (".echo", "hi")), ("!maps\t-a", ("!maps", "-a"))]
 )

@@ -37,8 +37,19 @@ def split_commands(line: str) -> list[tuple[str, int]]:
     depth = 0
     index = 0
     while index <= len(line):
+        if index == start and line[start:].lstrip().startswith("$$"):
+            # a comment: nothing in it is read, it ends at the next ';'
+            end = line.find(";", start)
+            index = len(line) if end < 0 else end
         char = line[index] if index < len(line) else ";"
-        if quote:
+        if index == len(line) or (char == ";" and not quote and depth == 0):
+            # the end of the line ends the last command, an open quote or brace included
+            _append(commands, line[start:index], start)
+            start = index + 1
+            if _takes_rest_of_line(line[start:]):
+                _append(commands, line[start:], start)
+                return commands
+        elif quote:
             if char == quote:
                 quote = ""
         elif char == '"':
@@ -47,12 +58,6 @@ def split_commands(line: str) -> list[tuple[str, int]]:
             depth += 1
         elif char == "}":
             depth = max(0, depth - 1)
-        elif (char == ";" and depth == 0) or index == len(line):
-            _append(commands, line[start:index], start)
-            start = index + 1
-            if _takes_rest_of_line(line[start:]):
-                _append(commands, line[start:], start)
-                return commands
         index += 1
     return commands
 
@@ -76,8 +81,8 @@ def parse_command(text: str, offset: int, names: Iterable[str]) -> ParsedCommand
     ``kn``, ``dps`` and ``bp0x401000`` read as cdb reads them.
     """
     if text[0] in ".!":
-        name, _, rest = text.partition(" ")
-        return ParsedCommand(name.lower(), rest.strip(), text, offset)
+        name, *rest = text.split(None, 1)
+        return ParsedCommand(name.lower(), rest[0].strip() if rest else "", text, offset)
     lowered = text.lower()
     best = ""
     for name in names:
