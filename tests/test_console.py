@@ -234,7 +234,8 @@ def test_terminal_line_editing_and_history_across_sessions(programs: Programs, t
         # Ctrl-D only once the next prompt is drawn (the line editor draws it in raw
         # mode; a Ctrl-D typed while the command still runs meets the terminal's
         # cooked mode, which swallows it as an empty read)
-        mark = len(terminal.text)
+        # (the prompt may already have arrived with the result: look after the result)
+        mark = terminal.text.index(b"Evaluate expression: 5 = ", mark)
         assert terminal.wait_for(b"0:000>", since=mark)
         terminal.type(b"\x04")  # Ctrl-D: end of input, as q
         assert terminal.wait_for(b"quit:")

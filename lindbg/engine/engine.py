@@ -263,6 +263,7 @@ class Engine:
             caller.run_pending()
             caller.wait(0.05)
             self.check_usable()
+        caller.run_pending()  # what the call posted here (its output) arrives before it returns
         return reply.result()  # type: ignore[no-any-return]
 
     def announce_session_start(self) -> None:
@@ -304,6 +305,8 @@ class Engine:
                 from lindbg.targets.live import LiveTarget  # ptrace: loaded when a process starts
 
                 where = LiveTarget()
+            if capability not in where.capabilities:
+                raise where.refusal(what)
             self.target = where
         if capability not in self.target.capabilities:
             raise InvalidOperationError(
@@ -488,7 +491,10 @@ class Engine:
         }[flags]
         if Capability.RUN not in self.target.capabilities:  # a dump: closing it is all there is
             try:
-                self.target.detach_all()
+                if what is SessionInput.END_ACTIVE_TERMINATE:
+                    self.target.terminate_all()
+                else:
+                    self.target.detach_all()
             finally:
                 self.finish_session(what)
             return

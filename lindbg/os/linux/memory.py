@@ -112,14 +112,14 @@ class ProcessMemory:
     def _read_proc(self, address: int, size: int) -> bytes:
         try:
             return os.pread(self._mem_fd(), size, address)
-        except OSError:
+        except (OSError, OverflowError):  # OverflowError: an address beyond off_t (>= 2**63)
             return b""
 
     def write(self, address: int, data: bytes) -> int:
         """Write ``data`` at ``address``; return how many bytes were written."""
         try:
             return os.pwrite(self._mem_fd(), data, address)
-        except OSError:
+        except (OSError, OverflowError):
             return 0
 
     def close(self) -> None:

@@ -59,6 +59,8 @@ class DumpTarget(Target):
 
     def thread_ids(self, pid: int) -> list[int]:
         """The core's threads in note order: the one that took the signal first."""
+        if pid != self.pid:
+            raise InvalidOperationError(f"process {pid} is not in the dump")
         return list(self._threads)
 
     def _thread(self, tid: int) -> CoreThread:
