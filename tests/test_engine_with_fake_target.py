@@ -479,11 +479,6 @@ def test_a_refused_launch_leaves_the_engine_free_for_another_target() -> None:
         client.end_session(EndFlags.ACTIVE_TERMINATE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Engine._target_for_new_process builds the refusal from the words of its 'before "
-    "...' message: 'cannot starting a process', 'cannot attaching to a process'",
-)
 def test_a_target_that_cannot_launch_or_attach_refuses_in_the_contracts_words() -> None:
     client = DebugClient()
     with pytest.raises(InvalidOperationError, match=r"^the target is a fake: cannot start a process$"):

@@ -306,7 +306,9 @@ class Engine:
 
                 where = LiveTarget()
             if capability not in where.capabilities:
-                raise where.refusal(what)
+                raise where.refusal(
+                    "start a process" if capability is Capability.LAUNCH else "attach to a process"
+                )
             self.target = where
         if capability not in self.target.capabilities:
             raise InvalidOperationError(
