@@ -191,10 +191,6 @@ class Engine:
         self.break_on_exit = False
         #: The event filter of each signal that has one (sx*); the others: IGNORE.
         self.filters: dict[int, EventFilter] = dict.fromkeys(DEFAULT_BREAK_SIGNALS, EventFilter.BREAK)
-        #: Derived from ``filters`` for the hot path: signals that break at the first
-        #: chance, and those that break when passing them would kill the process.
-        self.break_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
-        self.second_chance_signals: set[int] = set(DEFAULT_BREAK_SIGNALS)
         #: Runs ``execute`` (the console language, supplied by the top-level package).
         self.processor: CommandProcessor | None = None
         #: Signals the debugger takes for itself: never reported, never delivered
@@ -280,8 +276,7 @@ class Engine:
 
     def announce_break(self) -> None:
         self.status = Status.BREAK
-        self.stepping.line_step = None
-        self.stepping.tid = 0
+        self.stepping.end()
         self.dispatch.notify(
             EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EXECUTION_STATUS, Status.BREAK
         )
@@ -299,21 +294,19 @@ class Engine:
         machine's live target, made on first use; refused while a target that cannot
         take processes (a dump) is open. A session has one target."""
         if where is not None and self.target is not None and where is not self.target:
-            raise InvalidOperationError(f"a session has one target: end it before {what} elsewhere")
+            raise InvalidOperationError(f"a session has one target: end it before you {what} elsewhere")
         if self.target is None:
             if where is None:
                 from lindbg.targets.live import LiveTarget  # ptrace: loaded when a process starts
 
                 where = LiveTarget()
             if capability not in where.capabilities:
-                raise where.refusal(
-                    "start a process" if capability is Capability.LAUNCH else "attach to a process"
-                )
+                raise where.refusal(what)
             self.target = where
         if capability not in self.target.capabilities:
             raise InvalidOperationError(
                 f"the target is a {self.target.kind}: end the session (.kill, .detach or end_session)"
-                f" before {what}"
+                f" before you {what}"
             )
         return self.target
 
@@ -353,7 +346,7 @@ class Engine:
     ) -> Process:
         self.check_usable()
         argv = shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
-        target = self._target_for_new_process(Capability.LAUNCH, "starting a process", where)
+        target = self._target_for_new_process(Capability.LAUNCH, "start a process", where)
         if target.running:
             raise InvalidOperationError("the target is running; break in before starting another process")
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
@@ -367,7 +360,7 @@ class Engine:
 
     def attach_process(self, pid: int, options: int, where: Target | None = None) -> Process:
         self.check_usable()
-        target = self._target_for_new_process(Capability.ATTACH, "attaching to a process", where)
+        target = self._target_for_new_process(Capability.ATTACH, "attach to a process", where)
         if target.running:
             raise InvalidOperationError("the target is running; break in before attaching to another process")
         target.follow_forks = not options & ProcessOptions.ONLY_THIS_PROCESS
@@ -591,25 +584,7 @@ class Engine:
         if target.running:
             raise InvalidOperationError("the target is already running")
         if status in STEP_STATUSES:
-            self.stepping.tid = self.current_tid
-            self.stepping.steps_left = count
-            self.stepping.line_step = None
-            if status is not Status.STEP_BRANCH and self.code_level is CodeLevel.SOURCE:
-                hidden = self.stepping.hidden_inline_frames(self.current_tid)
-                if status is Status.STEP_INTO and hidden and count == 1:
-                    # enter one inlined call at this pc: nothing runs
-                    self.stepping.hidden_inline = (
-                        self.current_tid,
-                        target.get_register(self.current_tid, "rip"),
-                        hidden - 1,
-                    )
-                    self.stepping.virtual_step = True
-                    self.generation += 1
-                    self.scope_frame = 0
-                else:
-                    self.stepping.line_step = self.stepping.begin_line_step(
-                        self.current_tid, over=status is Status.STEP_OVER
-                    )
+            self.stepping.begin(status, count, by_line=self.code_level is CodeLevel.SOURCE)
         if self.status is Status.BREAK:
             self.announce_resume(status)
         else:
@@ -838,9 +813,7 @@ class Engine:
         cached = self._inspector
         if cached is not None and cached[0] == (tid, self.generation):
             return cached[1]
-        thread = self.threads.get(tid)
-        if thread is None:
-            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        thread = self._thread_of(tid)
         process_read = target.memory_reader(thread.pid)
 
         def read(address: int, size: int) -> bytes:
@@ -883,10 +856,8 @@ class Engine:
 
     def stack(self, tid: int | None, max_frames: int | None) -> list[Frame]:
         target = self.require_stopped()
-        tid = self.current_tid if tid is None else tid
-        thread = self.threads.get(tid)
-        if thread is None:
-            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        thread = self._thread_of(tid)
+        tid = thread.tid
         raw = self.raw_stack(tid, max_frames or 256)
         modules = self.loading.modules_of(thread.pid)
         read = target.memory_reader(thread.pid)
@@ -958,9 +929,7 @@ class Engine:
 
     def set_current_thread(self, tid: int) -> None:
         self.require_session()
-        thread = self.threads.get(tid)
-        if thread is None:
-            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        thread = self._thread_of(tid)
         self.set_current(thread.pid, tid)
         self.dispatch.notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.CURRENT_THREAD, tid)
 
@@ -978,13 +947,19 @@ class Engine:
     def thread_details(self, tid: int) -> ThreadDetails | None:
         """Name, priority and affinity of ``tid`` (None when the target cannot tell)."""
         self.require_session()
-        thread = self.threads.get(tid)
-        if thread is None:
-            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        self._thread_of(tid)
         info = self.session_target.thread_info(tid)
         if info is None:
             return None  # a core keeps no per-thread names or scheduling
         return ThreadDetails(info.name, info.priority, info.policy, info.affinity)
+
+    def _thread_of(self, tid: int | None) -> Thread:
+        """Thread ``tid`` of the session (None: the current one)."""
+        tid = self.current_tid if tid is None else tid
+        thread = self.threads.get(tid)
+        if thread is None:
+            raise InvalidOperationError(f"thread {tid} is not being debugged")
+        return thread
 
     def _process_of(self, pid: int | None) -> int:
         self.require_session()
@@ -1010,11 +985,8 @@ class Engine:
 
     def signal_state(self, tid: int | None) -> SignalState:
         self.require_session()
-        tid = self.current_tid if tid is None else tid
-        thread = self.threads.get(tid)
-        if thread is None:
-            raise InvalidOperationError(f"thread {tid} is not being debugged")
-        return self.session_target.signal_state(thread.pid, tid)
+        thread = self._thread_of(tid)
+        return self.session_target.signal_state(thread.pid, thread.tid)
 
     # ----------------------------------------------------------- event filters
 
@@ -1027,16 +999,7 @@ class Engine:
         self.check_usable()
         if not 0 < signo < 65:
             raise InvalidOperationError(f"no such signal: {signo}")
-        mode = EventFilter(mode)
-        self.filters[signo] = mode
-        for chosen, wanted in (
-            (self.break_signals, mode is EventFilter.BREAK),
-            (self.second_chance_signals, mode in (EventFilter.BREAK, EventFilter.SECOND_CHANCE_BREAK)),
-        ):
-            if wanted:
-                chosen.add(signo)
-            else:
-                chosen.discard(signo)
+        self.filters[signo] = EventFilter(mode)
         self.dispatch.notify(EventMask.CHANGE_ENGINE_STATE, "change_engine_state", CES.EVENT_FILTERS, signo)
 
     # ---------------------------------------------------------------- execute

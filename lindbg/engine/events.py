@@ -173,17 +173,18 @@ class EventHandling:
         self._engine.current_tid = tid
         info = ExceptionInfo(signo, address, first_chance, pid, tid)
         chance = "first chance" if first_chance else "!!! second chance !!!"
-        self._engine.recorded_event = LastEvent(
-            "exception", pid, tid, f"{signal_description(signo)} - code {signo:08x} ({chance})", signal=signo
-        )
-        if self._engine.event_filter(signo) is EventFilter.OUTPUT:
+        description = f"{signal_description(signo)} - code {signo:08x} ({chance})"
+        self._engine.recorded_event = LastEvent("exception", pid, tid, description, signal=signo)
+        mode = self._engine.event_filter(signo)
+        if mode is EventFilter.OUTPUT:
             # sxn: the engine prints the event as it passes, to every client
-            description = self._engine.recorded_event.description
             self._engine.dispatch.output(OutputMask.NORMAL, f"({pid:x}.{tid:x}): {description}\n")
         decided = explicit = self._engine.dispatch.event(EventMask.EXCEPTION, "exception", info)
         if decided is Status.NO_CHANGE:
-            breaks = self._engine.break_signals if first_chance else self._engine.second_chance_signals
-            decided = Status.BREAK if signo in breaks else Status.GO_NOT_HANDLED
+            breaks = mode is EventFilter.BREAK or (
+                not first_chance and mode is EventFilter.SECOND_CHANCE_BREAK
+            )
+            decided = Status.BREAK if breaks else Status.GO_NOT_HANDLED
         if decided is Status.BREAK or (decided in STEP_STATUSES and decided is not Status.GO_HANDLED):
             self._engine.held_signal = (tid, signo, first_chance, address)
             if decided is Status.BREAK:

@@ -216,6 +216,31 @@ class Stepping:
         self.step_over = mark
         return True
 
+    def begin(self, status: Status, count: int, *, by_line: bool) -> None:
+        """Set up a step (``t``/``p``/``tb`` with a count) of the current thread;
+        ``by_line``: at the SOURCE code level, a step is a source line."""
+        engine = self._engine
+        tid = engine.current_tid
+        self.tid = tid
+        self.steps_left = count
+        self.line_step = None
+        if status is Status.STEP_BRANCH or not by_line:
+            return
+        hidden = self.hidden_inline_frames(tid)
+        if status is Status.STEP_INTO and hidden and count == 1:
+            # enter one inlined call at this pc: nothing runs
+            self.hidden_inline = (tid, engine.session_target.get_register(tid, "rip"), hidden - 1)
+            self.virtual_step = True
+            engine.generation += 1
+            engine.scope_frame = 0
+        else:
+            self.line_step = self.begin_line_step(tid, over=status is Status.STEP_OVER)
+
+    def end(self) -> None:
+        """The target broke in: no step is in progress any more."""
+        self.line_step = None
+        self.tid = 0
+
     def hidden_inline_frames(self, tid: int) -> int:
         """How many innermost inlined calls thread ``tid`` is presented outside of."""
         hidden = self.hidden_inline
