@@ -135,14 +135,10 @@ def auxv(pid: int) -> dict[int, int]:
 def mapping_path_at(pid: int, address: int) -> str:
     """The file mapped at ``address`` in ``pid`` (the path column of /proc/PID/maps), or ''."""
     try:
-        with open(f"/proc/{pid}/maps", errors="surrogateescape") as f:
-            for line in f:
-                start, end, _, _, _, path = _maps_line(line)
-                if start <= address < end:
-                    return path
+        regions = maps(pid)
     except OSError:
-        pass
-    return ""
+        return ""
+    return next((path for start, end, _, _, path in regions if start <= address < end), "")
 
 
 def task_details(pid: int, tid: int) -> tuple[str, int, int, int]:

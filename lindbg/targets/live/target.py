@@ -827,8 +827,8 @@ class LiveTarget(Target):
                 self._deferred.appendleft((thread.tid, status))
                 return True
             thread.state = ThreadState.STOPPED
-            if not low <= self._regs(thread).rip < high:
-                break
+            if low >= high or not low <= self._regs(thread).rip < high:
+                break  # (a plain step, no range: its registers are not read here)
         else:
             return False
         self._ready.append(TargetEvent(EventKind.STEP, thread.process.pid, thread.tid))
