@@ -3,6 +3,10 @@
 Everything a user needs is importable from here (DESIGN.md section 7).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from lindbg import constants as _constants
 from lindbg.constants import (
     CDS,
@@ -21,6 +25,9 @@ from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.client import DebugClient
 from lindbg.engine.handles import Breakpoint, ExceptionInfo, LastEvent, Process, Thread
 from lindbg.engine.processor import CommandProcessor, set_default_processor
+
+if TYPE_CHECKING:
+    from lindbg.remoting.client import RemoteClient
 from lindbg.errors import (
     EngineUnusableError,
     InvalidOperationError,
@@ -32,16 +39,27 @@ from lindbg.errors import (
 )
 
 
-def debug_connect(options: str) -> DebugClient:
-    """Connect to a debugging server (DESIGN section 4) and return a client of its engine.
+def debug_connect(options: str, *, timeout: float = 10.0) -> RemoteClient:
+    """Join the session of a debugging server (DESIGN section 4) and return a client of
+    it: ``tcp:server=HOST,port=P[,password=W]``, ``npipe:pipe=NAME``,
+    ``ssl:server=HOST,port=P[,cafile=FILE]``, ``spipe:pipe=NAME``, ``com:port=DEV,baud=N``.
 
     Raises:
-        InvalidOperationError: this build of lindbg has no debugging servers; it
-            debugs on this machine only (local clients of one engine).
+        TransportError: the option string is wrong, or nothing answers there.
+        InvalidOperationError: the server refused the login (a wrong password).
     """
-    raise InvalidOperationError(
-        f"cannot connect to '{options}': this lindbg has no debugging servers (local sessions only)"
-    )
+    from lindbg.remoting.client import debug_connect as connect
+
+    return connect(options, timeout=timeout)
+
+
+def __getattr__(name: str) -> object:
+    # the remote client's modules (msgpack, asyncio, ssl) load only when used
+    if name == "RemoteClient":
+        from lindbg.remoting.client import RemoteClient
+
+        return RemoteClient
+    raise AttributeError(f"module 'lindbg' has no attribute {name!r}")
 
 
 def _cdb_language() -> CommandProcessor:
@@ -77,6 +95,7 @@ __all__ = [
     "OutputMask",
     "Process",
     "ProcessOptions",
+    "RemoteClient",
     "SessionStatus",
     "Status",
     "TargetAccessError",

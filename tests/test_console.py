@@ -123,11 +123,18 @@ def test_semicolons_comments_and_end_of_input_as_quit(programs: Programs) -> Non
     assert run.returncode == 0
 
 
-def test_reserved_options_are_refused_in_one_line() -> None:
-    run = console(["-server", "tcp:port=5005"])
+def test_premote_is_refused_in_one_line() -> None:
+    run = console(["-premote", "tcp:server=127.0.0.1,port=5005", "/bin/true"])
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
-    assert "-server" in run.stderr
+    assert "-premote" in run.stderr
+
+
+def test_a_bad_server_option_is_one_line_and_status_2() -> None:
+    run = console(["-server", "tcp:port=5005,colour=blue"])
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0
+    assert "colour" in run.stderr
 
 
 _ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\r")

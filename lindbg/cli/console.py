@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from lindbg.commands.interpreter import CommandLanguage
+from lindbg.commands.interpreter import CommandLanguage, prompt_of
 from lindbg.constants import EventMask, OutputMask, Status
 from lindbg.engine.callbacks import EventCallbacks, OutputCallbacks
 from lindbg.engine.client import DebugClient
@@ -68,12 +69,31 @@ class ConsoleEvents(EventCallbacks):
         return Status.NO_CHANGE
 
 
+class Dispatching(Protocol):
+    """What a console waits in while the user types: a local client (its engine
+    serves other threads' requests meanwhile) or a remote one (its callbacks run)."""
+
+    def dispatch_callbacks(self, timeout: float | None = None) -> bool: ...
+
+    def exit_dispatch(self, client: Any) -> None: ...
+
+
 class LineReader:
     """Reads command lines on a thread of its own, one line per request, while the
     engine thread waits in ``dispatch_callbacks`` and so serves what other threads
-    ask of the engine (a debugging server's clients) as the user types."""
+    ask of the engine (a debugging server's clients) as the user types.
 
-    def __init__(self, client: DebugClient, stream: TextIO, terminal: TerminalLines | None) -> None:
+    ``stop`` is asked whenever the wait is interrupted: True ends the read with
+    None (a remote client's `q` ended the debugger)."""
+
+    def __init__(
+        self,
+        client: Dispatching,
+        stream: TextIO,
+        terminal: TerminalLines | None,
+        stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self._stop = stop
         self._client = client
         self._stream = stream
         self._terminal = terminal
@@ -92,6 +112,8 @@ class LineReader:
                 answer, self._answer = self._answer, None
             if answer is not None:
                 return answer[0]
+            if self._stop is not None and self._stop():
+                return None
             self._client.dispatch_callbacks()
 
     def _run(self) -> None:
@@ -111,16 +133,6 @@ class LineReader:
                 self._client.exit_dispatch(self._client)
             except LindbgError:
                 return  # the engine is gone (REENTRANT): nobody is waiting
-
-
-def prompt_of(client: DebugClient) -> str:
-    """cdb's prompt: process index, thread index (decimal, 3 wide)."""
-    try:
-        current = client.current_thread()
-        tids = [t.tid for t in client.threads(current.pid)]
-        return f"0:{tids.index(current.tid):03d}> "
-    except (LindbgError, ValueError):
-        return "0:000> "
 
 
 def run_console(
@@ -149,7 +161,7 @@ def run_console(
         from lindbg.cli.terminal import TerminalLines
 
         terminal = TerminalLines()
-    reader = LineReader(client, stream, terminal)
+    reader = LineReader(client, stream, terminal, stop=lambda: language.quit_requested)
     while True:
         prompt = prompt_of(client)
         interp.prompt_width = len(prompt)
@@ -164,9 +176,11 @@ def run_console(
             if line is not None and not stream.isatty():
                 client.output(OutputMask.NORMAL, line if line.endswith("\n") else line + "\n")
         if line is None:
+            if language.quit_requested:
+                return 0  # another client's `q` ended the debugger
             client.output(OutputMask.NORMAL, "\n")
             client.execute("q")
             return 0
         client.execute(line.rstrip("\n"))
-        if interp.wants_quit:
+        if interp.wants_quit or language.quit_requested:
             return 0

@@ -1,13 +1,14 @@
 """``lindbg``: the cdb-style console (DESIGN.md section 6).
 
 ``lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS]
-[-p PID | -z CORE | PROGRAM ARGS...]``. The remoting options ``-server``,
-``-remote`` and ``-premote`` are cdb's names for debugging servers and process
-servers, which this lindbg does not have: they are refused with a one-line message.
+[-server OPTIONS]... [-p PID | -z CORE | PROGRAM ARGS...]``, or
+``lindbg -remote OPTIONS`` to join a debugging server's session. ``-premote``
+(process servers) is refused with a one-line message until they exist.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -18,15 +19,16 @@ from lindbg.cli.console import ConsoleEvents, StreamOutput, run_console
 from lindbg.commands.dumps import open_dump
 from lindbg.commands.execution import run, show_stop
 from lindbg.commands.interpreter import CommandLanguage
-from lindbg.constants import Status
+from lindbg.commands.remoting import started_line
+from lindbg.constants import EndFlags, OutputMask, Status
 from lindbg.engine.client import DebugClient
 from lindbg.errors import LindbgError
 
 USAGE = (
-    "usage: lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS]"
-    " [-p PID | -z CORE | PROGRAM ARGS...]"
+    "usage: lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS] [-server OPTIONS]"
+    " [-p PID | -z CORE | PROGRAM ARGS...]\n       lindbg -remote OPTIONS"
 )
-_RESERVED = ("-server", "-remote", "-premote")
+_RESERVED = ("-premote",)
 HELP = f"""{USAGE}
 
 A cdb-style console for Linux user-mode processes, on lindbg's engine.
@@ -40,10 +42,16 @@ A cdb-style console for Linux user-mode processes, on lindbg's engine.
   -p PID         attach to a running process
   -z CORE        open an ELF core file (read-only)
   PROGRAM ARGS   start PROGRAM with ARGS under the debugger
+  -server OPTS   share the session through a debugging server (may be repeated):
+                 tcp:port=P[,bind=ADDR][,password=W]   npipe:pipe=NAME[,password=W]
+                 ssl:port=P,cert=FILE,key=FILE   spipe:pipe=NAME,cert=FILE,key=FILE
+                 com:port=DEVICE,baud=N   (persist=SECONDS keeps a dropped client's place)
+  -remote OPTS   join a debugging server's session instead:
+                 tcp:server=HOST,port=P[,password=W]   npipe:pipe=NAME   ssl:server=HOST,port=P[,cafile=FILE]
 
-At the prompt, .help lists the commands. The session is local to this machine:
-debugging servers (-server, -remote) and process servers (-premote, lindbgsrv)
-are not part of this lindbg."""
+At the prompt, .help lists the commands; .server, .servers, .endsrv and .clients
+manage debugging servers. Process servers (-premote, lindbgsrv) are not part of this
+lindbg yet."""
 
 
 class HelpRequested(Exception):
@@ -58,6 +66,10 @@ class Options:
     pid: int | None = None
     dump: str | None = None
     symbol_path: str | None = None
+    #: Debugging servers to start (-server), in order.
+    servers: list[str] = field(default_factory=list)
+    #: The server to join (-remote); the rest of the command line must be empty.
+    remote: str | None = None
     #: Directories searched for a core's mapped files that moved (cdb's -i), ':'-separated.
     image_path: str = ""
     program: list[str] = field(default_factory=list)
@@ -72,7 +84,9 @@ def parse_arguments(argv: list[str]) -> Options:
         if arg in ("-h", "--help", "-?") and not options.program:
             raise HelpRequested
         if arg in _RESERVED:
-            raise ValueError(f"lindbg: {arg}: this lindbg has no remote debugging (local sessions only)")
+            raise ValueError(
+                f"lindbg: {arg}: this lindbg has no process servers yet (debugging servers: -server, -remote)"
+            )
         if arg == "-c":
             index += 1
             options.commands.append(_need(argv, index, arg))
@@ -80,6 +94,12 @@ def parse_arguments(argv: list[str]) -> Options:
             index += 1
             with open(_need(argv, index, arg)) as f:
                 options.commands += [line.rstrip("\n") for line in f if line.strip()]
+        elif arg == "-server":
+            index += 1
+            options.servers.append(_need(argv, index, arg))
+        elif arg == "-remote":
+            index += 1
+            options.remote = _need(argv, index, arg)
         elif arg == "-g":
             options.skip_initial_break = True
         elif arg == "-G":
@@ -105,6 +125,12 @@ def parse_arguments(argv: list[str]) -> Options:
             options.program = argv[index:]
             break
         index += 1
+    if options.remote is not None and (
+        options.program or options.pid is not None or options.dump or options.servers
+    ):
+        raise ValueError(
+            "lindbg: -remote joins a server's session: give no program, -p, -z or -server with it"
+        )
     return options
 
 
@@ -124,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(str(error), file=sys.stderr)
         return 2
+    if options.remote is not None:
+        return _join(options)
     client = DebugClient()
     screen = StreamOutput(sys.stdout)
     client.set_output_callbacks(screen)
@@ -148,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     except LindbgError as error:
         print(f"lindbg: {error}", file=sys.stderr)
         return 1
+    for server in options.servers:
+        try:
+            client.start_server(server)
+        except LindbgError as error:
+            print(f"lindbg: -server: {error}", file=sys.stderr)
+            with contextlib.suppress(LindbgError):
+                client.end_session(EndFlags.ACTIVE_TERMINATE)
+            return 2
+        interp.say(started_line(server))
     interp.shared.last_command_line = shlex.join(options.program)
     if options.dump is None and client.get_execution_status() == Status.BREAK:
         if options.skip_initial_break:
@@ -155,7 +192,35 @@ def main(argv: list[str] | None = None) -> int:
         else:
             show_stop(interp)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    return run_console(client, options.commands, sys.stdin, screen if interactive else None, language)
+    try:
+        return run_console(client, options.commands, sys.stdin, screen if interactive else None, language)
+    finally:
+        with contextlib.suppress(LindbgError):
+            client.shutdown_servers()
+
+
+def _join(options: Options) -> int:
+    """``-remote``: a console on a debugging server's session."""
+    from lindbg.cli.remote_console import run_remote_console
+    from lindbg.remoting.client import debug_connect
+
+    assert options.remote is not None
+    screen = StreamOutput(sys.stdout)
+    try:
+        remote = debug_connect(options.remote)
+    except LindbgError as error:
+        print(f"lindbg: {error}", file=sys.stderr)
+        return 1
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    remote.set_output_callbacks(screen)
+    try:
+        for command in options.commands:
+            screen.output(OutputMask.PROMPT, remote.prompt + command + "\n")
+            remote.execute(command)
+    except LindbgError as error:
+        print(f"lindbg: {error}", file=sys.stderr)
+        return 1
+    return run_remote_console(remote, sys.stdin, screen, interactive)
 
 
 def console_main() -> None:

@@ -169,6 +169,7 @@ def _end(interp: Interpreter, flags: EndFlags, *, quitting: bool) -> None:
     if quitting:
         interp.say("quit:")
         interp.wants_quit = True
+        interp.shared.quit_requested = True
     elif not active:
         raise NoDebuggeeError("no debuggee")
     if active:

@@ -63,6 +63,8 @@ class CommandLanguage:
         self.last_resume: tuple[Any, int] = (Status.GO, 1)
         #: The command line `.restart` runs again (set by the console and `.create`).
         self.last_command_line = ""
+        #: Set by any client's `q`: every console of the engine leaves.
+        self.quit_requested = False
         self._interpreters: weakref.WeakKeyDictionary[DebugClient, Interpreter] = weakref.WeakKeyDictionary()
 
     def interpreter(self, client: DebugClient) -> Interpreter:
@@ -74,6 +76,14 @@ class CommandLanguage:
 
     def execute(self, client: DebugClient, text: str) -> None:
         self.interpreter(client).execute(text)
+
+    def prompt(self, client: DebugClient) -> str:
+        """The prompt ``client`` shows now (``0:000> ``)."""
+        return prompt_of(client)
+
+    def quitting(self, client: DebugClient) -> bool:
+        """True once ``client``'s commands asked to leave the debugger (`q`)."""
+        return self.interpreter(client).wants_quit
 
 
 class Interpreter:
@@ -133,6 +143,7 @@ def _load_families() -> None:
         events,
         execution,
         extension_commands,
+        remoting,
         search,
         session,
         source,
@@ -141,3 +152,13 @@ def _load_families() -> None:
     )
 
     _loaded = True
+
+
+def prompt_of(client: DebugClient) -> str:
+    """cdb's prompt: process index, thread index (decimal, 3 wide)."""
+    try:
+        current = client.current_thread()
+        tids = [t.tid for t in client.threads(current.pid)]
+        return f"0:{tids.index(current.tid):03d}> "
+    except (LindbgError, ValueError):
+        return "0:000> "

@@ -21,6 +21,7 @@ from lindbg.engine.engine import Engine
 from lindbg.engine.extensions import Extension
 from lindbg.engine.handles import Breakpoint, Frame, LastEvent, Module, Process, Thread, ThreadDetails
 from lindbg.errors import InvalidOperationError, NoDebuggeeError
+from lindbg.os.linux.identity import local_name
 from lindbg.symbols.disassembly import Instruction
 from lindbg.symbols.lines import SourceLine
 from lindbg.targets.base import MemoryRegion, SignalState, Target
@@ -28,6 +29,7 @@ from lindbg.targets.base import MemoryRegion, SignalState, Target
 if TYPE_CHECKING:
     from lindbg.engine.frame_inspector import FrameVariables, SymbolDescription
     from lindbg.engine.processor import CommandProcessor
+    from lindbg.remoting.server import ServerEntry
     from lindbg.symbols.types import Type
     from lindbg.symbols.values import Value
 
@@ -76,8 +78,20 @@ class DebugClient:
         #: True while a callback of this client (on its own thread) has not answered
         #: in time: the engine counts its vote as GO and does not wait for it.
         self.unresponsive = False
+        #: Who this client is, as the other clients see it: ``HOST\user`` and, for a
+        #: debugging server's remote client, how it is connected ("tcp 127.0.0.1:40122").
+        self.name = local_name()
+        self.transport = ""
+        #: When this client last ran a command (time.time()), for ``.clients``.
+        self.last_active = time.time()
         self._engine.dispatch.add_client(self)
         self._engine.inbox_for(self.owner)
+
+    @property
+    def identity(self) -> str:
+        """``HOST\\user``, with ``(TRANSPORT)`` for a remote client: the prefix the
+        others see before this client's commands."""
+        return f"{self.name} ({self.transport})" if self.transport else self.name
 
     # ---------------------------------------------------------------- clients
 
@@ -481,6 +495,74 @@ class DebugClient:
             engine.break_on_exit = bool(enabled)
 
         engine.call(change)
+
+    # -------------------------------------------------------------- servers
+
+    def start_server(self, options: str) -> ServerEntry:
+        """Start a debugging server (``.server``): remote clients (``lindbg -remote``,
+        ``lindbg.debug_connect``) join this session through it. Returns its entry
+        (``.id``, ``.description``, ``.port``, ``.path``). The thread that created the
+        engine must wait in ``wait_for_event`` or ``dispatch_callbacks`` for remote
+        clients' requests to run.
+
+        Raises:
+            TransportError: a malformed option string, an insecure bind, a port in use.
+        """
+        engine = self._engine
+
+        def start() -> ServerEntry:
+            from lindbg.remoting.server import hub_of
+
+            return hub_of(engine).start(options)
+
+        return engine.call(start)
+
+    def servers(self) -> list[ServerEntry]:
+        """The servers of this engine, by id, as ``.servers`` lists them."""
+        engine = self._engine
+        return engine.call(lambda: list(engine.servers.servers) if engine.servers is not None else [])
+
+    def end_server(self, server_id: int) -> None:
+        """Stop server ``server_id`` accepting clients (``.endsrv``); clients already
+        connected through it stay.
+
+        Raises:
+            InvalidOperationError: no active server has that id.
+        """
+        engine = self._engine
+
+        def end() -> None:
+            if engine.servers is None:
+                raise InvalidOperationError(f"no active server with id {server_id}")
+            engine.servers.end(int(server_id))
+
+        engine.call(end)
+
+    def connected_clients(self) -> list[str]:
+        """``.clients``: ``HOST\\user, last active <time>`` for each client of the session,
+        local ones first."""
+        engine = self._engine
+
+        def lines() -> list[str]:
+            from lindbg.remoting.lines import local_client_lines
+
+            hub = engine.servers
+            local = [c for c in engine.dispatch.clients if hub is None or not hub.is_seat_proxy(c)]
+            return local_client_lines(local) if hub is None else hub.client_lines(local)
+
+        return engine.call(lines)
+
+    def shutdown_servers(self, message: str = "the debugging server exited") -> None:
+        """Say goodbye to every remote client and close every server (a console
+        leaving does this)."""
+        engine = self._engine
+
+        def shut() -> None:
+            hub = engine.servers
+            if hub is not None:
+                hub.close(message)
+
+        engine.call(shut)
 
     # ---------------------------------------------------------------- modules
 

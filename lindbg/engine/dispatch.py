@@ -30,6 +30,7 @@ from lindbg.constants import (
 )
 from lindbg.engine import status as status_rules
 from lindbg.engine.extensions import Extension
+from lindbg.engine.inbox import Reply
 
 if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
@@ -145,22 +146,33 @@ class Dispatcher:
 
         reply = inbox.post(run)
         assert reply is not None
+        if not self.await_reply(reply):
+            if engine.unusable_reason is not None:
+                return None
+            client.unresponsive = True
+            self.warn_unanswered(getattr(fn, "__qualname__", repr(fn)))
+            return Status.GO
+        return reply.result()
+
+    def await_reply(self, reply: Reply) -> bool:
+        """Engine thread: wait at most ``callback_timeout`` for ``reply`` while serving
+        the engine's inbox (the answering thread may need the engine meanwhile).
+        False: it did not come in time, or the engine was ended meanwhile."""
+        engine = self._engine
         deadline = time.monotonic() + self.callback_timeout
         while not reply.done:
             engine.inbox.run_pending()
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                client.unresponsive = True
-                name = getattr(fn, "__qualname__", repr(fn))
-                self.output(
-                    OutputMask.WARNING,
-                    f"a client did not answer {name} within {self.callback_timeout:g} s: its vote is GO\n",
-                )
-                return Status.GO
+            if remaining <= 0 or engine.unusable_reason is not None:
+                return False
             engine.inbox.wait(min(remaining, 0.05))
-            if engine.unusable_reason is not None:
-                return None
-        return reply.result()
+        return True
+
+    def warn_unanswered(self, what: str) -> None:
+        self.output(
+            OutputMask.WARNING,
+            f"a client did not answer {what} within {self.callback_timeout:g} s: its vote is GO\n",
+        )
 
     def _callback_failed(self, fn: Callable[..., Any], error: Exception) -> None:
         name = getattr(fn, "__qualname__", repr(fn))
@@ -194,15 +206,22 @@ class Dispatcher:
         finally:
             self.origin = before
 
-    def output(self, mask: int, text: str, origin: OutputOrigin | None = None) -> None:
+    def output(
+        self, mask: int, text: str, origin: OutputOrigin | None = None, exclude: DebugClient | None = None
+    ) -> None:
         """Send ``text`` to every client's output callbacks (the engine never prints);
-        a prompt only to its own client."""
+        a prompt only to its own client; never to ``exclude``."""
         origin = self.origin if origin is None else origin
         only = origin.client if mask & OutputMask.PROMPT else None
         engine_thread = self._engine.thread_ident
         for client in self.clients:
             out = client.output_callbacks
-            if out is None or not client.enabled or (only is not None and client is not only):
+            if (
+                out is None
+                or not client.enabled
+                or client is exclude
+                or (only is not None and client is not only)
+            ):
                 continue
             if client.owner == engine_thread:
                 _deliver(out, mask, text, origin)

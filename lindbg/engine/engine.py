@@ -43,7 +43,7 @@ from lindbg.constants import (
 from lindbg.engine import processor as processor_module
 from lindbg.engine import status as status_rules
 from lindbg.engine.breakpoints import BreakpointTable
-from lindbg.engine.dispatch import Dispatcher
+from lindbg.engine.dispatch import Dispatcher, OutputOrigin
 from lindbg.engine.events import EventHandling
 from lindbg.engine.extensions import Extension, load_object
 from lindbg.engine.handles import (
@@ -85,6 +85,7 @@ from lindbg.targets.base import (
 if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
     from lindbg.engine.frame_inspector import FrameInspector
+    from lindbg.remoting.server import ServerHub
 
 _T = TypeVar("_T")
 
@@ -212,6 +213,11 @@ class Engine:
         self.generation = 0
         self._inspector: tuple[tuple[int, int], FrameInspector] | None = None
         self.unusable_reason: str | None = None
+        #: The debugging servers and remote clients (``lindbg.remoting``), once one starts.
+        self.servers: ServerHub | None = None
+        #: True while others share the session (a server runs or a remote client is
+        #: connected): each command is shown to the other clients.
+        self.shared = False
         self._inboxes: dict[int, Inbox] = {}
         self.inbox = self.inbox_for(self.thread_ident)
         self.inbox.on_post = self._wake_target
@@ -1014,6 +1020,12 @@ class Engine:
             if factory is None:
                 raise InvalidOperationError("this engine has no command processor")
             processor = self.processor = factory()
+        client.last_active = time.time()
+        if self.shared:
+            # the others see who typed what (DESIGN section 4)
+            self.dispatch.output(
+                OutputMask.NORMAL, f"{client.identity}: {text}\n", OutputOrigin("client", client), client
+            )
         with self.dispatch.output_from(client):
             processor.execute(client, text)
 

@@ -24,6 +24,13 @@ class CommandProcessor(Protocol):
         through ``client.output``; errors are reported there, not raised, except
         ``EngineUnusableError``."""
 
+    def prompt(self, client: DebugClient) -> str:
+        """The prompt ``client`` shows now (a remote console gets it with each answer)."""
+
+    def quitting(self, client: DebugClient) -> bool:
+        """True once ``client``'s commands asked to leave the debugger (cdb's `q`):
+        a debugging server then ends for everyone."""
+
 
 #: Makes the processor of a new engine (None: ``execute`` is refused).
 default_processor: Callable[[], CommandProcessor] | None = None

@@ -1,0 +1,1 @@
+"""Transports of debugging servers: option strings, pipe directories, listeners and connections."""
