@@ -36,6 +36,8 @@ from lindbg.transports.options import TransportOptions, parse_client_options
 
 #: Seconds a login may take.
 LOGIN_TIMEOUT = 10.0
+#: Seconds a disconnecting client waits for the server to close the link.
+DISCONNECT_WAIT = 2.0
 
 
 def _error_from(kind: str, message: str) -> LindbgError:
@@ -84,6 +86,7 @@ class RemoteClient:
         #: True when the last login took back a place kept since a dropped link.
         self.rejoined = False
         self._stream: Stream | None = None
+        self._reader_done = threading.Event()
         self._connection: SessionConnection | None = None
         self._link(timeout, rejoin=None)
 
@@ -120,6 +123,7 @@ class RemoteClient:
         self.rejoined = bool(verdict["rejoined"])
         self.unusable_reason = None
         self.farewell = None
+        self._reader_done = threading.Event()
         reader = threading.Thread(target=self._read_frames, args=(stream, connection), daemon=True)
         reader.name = "lindbg-remote-reader"
         reader.start()
@@ -148,6 +152,7 @@ class RemoteClient:
 
     def _read_frames(self, stream: Stream, connection: SessionConnection) -> None:
         """Reader thread: every frame from the server, until the link ends."""
+        done = self._reader_done
         reason = "the connection to the debugging server was lost"
         try:
             while True:
@@ -167,6 +172,7 @@ class RemoteClient:
             reason = f"the connection to the debugging server was lost: {error}"
         finally:
             self._lost(stream, reason)
+            done.set()
 
     def _take(self, message: dict[str, Any]) -> None:
         """Reader thread: act on one frame."""
@@ -366,9 +372,13 @@ class RemoteClient:
         flags = int(flags)
         if flags == EndFlags.DISCONNECT:
             self._check()
+            self.unusable_reason = "this client disconnected from the debugging server (DISCONNECT)"
             with contextlib.suppress(EngineUnusableError):
                 self._send({"t": "disconnect"})
-            self._close("this client disconnected from the debugging server (DISCONNECT)")
+                # the server closes first: closing now, with its output unread, would
+                # reset the connection and could lose the disconnect on its way in
+                self._reader_done.wait(DISCONNECT_WAIT)
+            self._close(self.unusable_reason)
             return
         if flags == EndFlags.REENTRANT:
             self._close("this client was ended with end_session(REENTRANT)")

@@ -343,20 +343,27 @@ class ServerHub:
         """I/O thread: write every queued frame to its connection."""
         self._flush_scheduled = False
         outgoing = self._outgoing
-        touched: set[Seat] = set()
+        # one write per connection per burst: a line to 50 clients is 50 writes, not
+        # 50 per line
+        batches: dict[Seat, list[bytes]] = {}
         while outgoing:
             seat, data = outgoing.popleft()
             if seat.gone:
                 continue
-            writer = seat.writer
-            if writer is None:
+            if seat.writer is None:
                 self._keep_for_replay(seat, data)
                 continue
-            writer.write(data)
-            touched.add(seat)
-        for seat in touched:
+            batch = batches.get(seat)
+            if batch is None:
+                batches[seat] = [data]
+            else:
+                batch.append(data)
+        for seat, batch in batches.items():
             writer = seat.writer
-            if writer is not None and writer.transport.get_write_buffer_size() > self.output_limit:
+            if writer is None:
+                continue
+            writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            if writer.transport.get_write_buffer_size() > self.output_limit:
                 self._drop_stalled(seat)
 
     def _keep_for_replay(self, seat: Seat, data: bytes) -> None:
