@@ -377,3 +377,26 @@ def test_lindbg_server_and_lindbg_remote_consoles(programs: Programs) -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_session_over_a_serial_line(served: Served) -> None:
+    from test_transport_endpoints import PtyLine
+
+    line = PtyLine()
+    try:
+        served.start(f"com:port={line.server_path},baud=115200,password=pw")
+
+        def remote_work() -> tuple[str, str]:
+            remote = lindbg.debug_connect(f"com:port={line.client_path},baud=115200,password=pw")
+            screen = Lines()
+            remote.set_output_callbacks(screen)
+            remote.execute(".echo over the line")
+            remote.end_session(EndFlags.DISCONNECT)
+            return screen.text, remote.identity
+
+        text, identity = served.serve_while(remote_work)
+        assert "over the line" in text
+        assert f"(com {line.server_path})" in identity
+    finally:
+        served.close()
+        line.close()

@@ -754,6 +754,11 @@ class ServerHub:
                 if seat.writer is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(seat.writer.wait_closed(), 1.0)
+            # the connections' tasks end here, not half-run when the loop stops
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         try:
             future = asyncio.run_coroutine_threadsafe(shut(), self.loop)
