@@ -99,9 +99,12 @@ class _Counter(OutputCallbacks):
 
 
 class _Go(lindbg.EventCallbacks):
-    def __init__(self) -> None:
+    """Counts breakpoint hits, notes the time of the first, votes ``vote``."""
+
+    def __init__(self, vote: Status = Status.GO) -> None:
         self.hits = 0
         self.first = 0.0
+        self.vote = vote
 
     def get_interest_mask(self) -> int:
         return int(EventMask.BREAKPOINT)
@@ -110,7 +113,7 @@ class _Go(lindbg.EventCallbacks):
         self.hits += 1
         if self.hits == 1:
             self.first = time.perf_counter()
-        return Status.GO
+        return self.vote
 
 
 def worker(kind: str, options: str, count: int) -> int:
@@ -172,29 +175,12 @@ def fan_out(client: DebugClient, clients: int, lines: int) -> float:
     return lines / seconds
 
 
-class _Timed(lindbg.EventCallbacks):
-    """The server's own view of a run: from the first breakpoint to the end."""
-
-    def __init__(self) -> None:
-        self.first = 0.0
-        self.hits = 0
-
-    def get_interest_mask(self) -> int:
-        return int(EventMask.BREAKPOINT)
-
-    def breakpoint(self, bp: Any) -> Status:
-        self.hits += 1
-        if self.hits == 1:
-            self.first = time.perf_counter()
-        return Status.NO_CHANGE
-
-
 def hits_rate(program: str, address: int, hits: int, remote: bool) -> float:
     """Breakpoint hits/s with a callback returning GO: local, or in a remote process."""
     client = DebugClient()
     procs: list[subprocess.Popen[str]] = []
     if remote:
-        timer = _Timed()
+        timer = _Go(Status.NO_CHANGE)  # the server's clock: the remote client votes GO
         client.set_event_callbacks(timer)
         entry = client.start_server("tcp:port=0")
         procs = _workers(client, "hits", _connect_string(entry), 0, 1)

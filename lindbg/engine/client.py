@@ -338,17 +338,7 @@ class DebugClient:
         requests) until ``exit_dispatch`` (True) or ``timeout`` (False)."""
         engine = self._engine
         engine.check_usable()
-        inbox = engine.inbox_for(threading.get_ident())
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            inbox.run_pending()
-            if inbox.take_exit_request():
-                return True
-            engine.check_usable()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            inbox.wait(remaining)
+        return engine.inbox_for(threading.get_ident()).dispatch(timeout, engine.check_usable)
 
     def exit_dispatch(self, client: DebugClient) -> None:
         """Make ``client``'s thread leave ``dispatch_callbacks``."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -147,3 +148,18 @@ class Inbox:
             if self._items or self._exit_requested:
                 return
             self._cond.wait(timeout)
+
+    def dispatch(self, timeout: float | None, check: Callable[[], None]) -> bool:
+        """Owner thread: run posted work until an exit is requested (True) or
+        ``timeout`` passes (False); ``check`` raises when waiting is pointless
+        (the engine or the link is gone). What ``dispatch_callbacks`` does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.run_pending()
+            if self.take_exit_request():
+                return True
+            check()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self.wait(remaining)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import Any
 
 from lindbg import errors
@@ -322,17 +321,7 @@ class RemoteClient:
         Raises:
             EngineUnusableError: the link is gone (after its callbacks heard so).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        inbox = self._inbox
-        while True:
-            inbox.run_pending()
-            if inbox.take_exit_request():
-                return True
-            self._check()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            inbox.wait(remaining)
+        return self._inbox.dispatch(timeout, self._check)
 
     def exit_dispatch(self, client: Any = None) -> None:
         """Make the owner thread leave ``dispatch_callbacks``."""
