@@ -263,7 +263,7 @@ class Engine:
         assert reply is not None
         while not reply.done:
             caller.run_pending()
-            caller.wait(0.05)
+            caller.wait(0.05, for_exit=False)
             self.check_usable()
         caller.run_pending()  # what the call posted here (its output) arrives before it returns
         return reply.result()  # type: ignore[no-any-return]

@@ -142,10 +142,12 @@ class Inbox:
                     reply.set(value)
         return ran
 
-    def wait(self, timeout: float | None) -> None:
-        """Block until something is posted, an exit is requested, or ``timeout``."""
+    def wait(self, timeout: float | None, *, for_exit: bool = True) -> None:
+        """Block until something is posted, an exit is requested (unless not
+        ``for_exit``: a call waiting for its reply leaves the request to the
+        ``dispatch_callbacks`` it returns to), or ``timeout``."""
         with self._cond:
-            if self._items or self._exit_requested:
+            if self._items or (for_exit and self._exit_requested):
                 return
             self._cond.wait(timeout)
 

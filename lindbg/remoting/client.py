@@ -98,9 +98,9 @@ class RemoteClient:
         host, user = host_and_user()
         try:
             stream.send(connection.hello(host, user, rejoin=rejoin, channel=options.channel))
-            challenge = self._read_one(stream, connection, timeout)
+            challenge = self._read_one(stream, connection, timeout)[0]
             stream.send(connection.answer_challenge(challenge))
-            verdict = self._read_one(stream, connection, timeout)
+            verdict, *early = self._read_one(stream, connection, timeout)
             if verdict["t"] == "refused":
                 raise InvalidOperationError(f"the debugging server refused the login: {verdict['message']}")
             connection.check_welcome(verdict)
@@ -123,16 +123,17 @@ class RemoteClient:
         self.unusable_reason = None
         self.farewell = None
         self._reader_done = threading.Event()
-        reader = threading.Thread(target=self._read_frames, args=(stream, connection), daemon=True)
+        # frames that came in the welcome's read (the replay of a rejoin) go first
+        reader = threading.Thread(target=self._read_frames, args=(stream, connection, early), daemon=True)
         reader.name = "lindbg-remote-reader"
         reader.start()
         if self.interest_mask:
             self._send({"t": "interest", "mask": self.interest_mask})
 
     @staticmethod
-    def _read_one(stream: Stream, connection: SessionConnection, timeout: float) -> dict[str, Any]:
-        """One handshake message (the login is strictly one message each way); a
-        server that says nothing for ``timeout`` seconds has its link shut."""
+    def _read_one(stream: Stream, connection: SessionConnection, timeout: float) -> list[dict[str, Any]]:
+        """The next handshake message, with whatever followed it in the same read;
+        a server that says nothing for ``timeout`` seconds has its link shut."""
         watchdog = threading.Timer(timeout, stream.shutdown)
         watchdog.daemon = True
         watchdog.start()
@@ -145,26 +146,29 @@ class RemoteClient:
                     raise OSError("the server closed the connection during the login")
                 messages = connection.receive_data(data)
                 if messages:
-                    return messages[0]
+                    return messages
         finally:
             watchdog.cancel()
 
-    def _read_frames(self, stream: Stream, connection: SessionConnection) -> None:
+    def _read_frames(
+        self, stream: Stream, connection: SessionConnection, early: list[dict[str, Any]]
+    ) -> None:
         """Reader thread: every frame from the server, until the link ends."""
         done = self._reader_done
         reason = "the connection to the debugging server was lost"
+        messages = early
         try:
             while True:
-                data = stream.recv(65536)
-                messages = connection.receive_data(data)
-                if not data:
-                    break
                 for message in messages:
                     if message["t"] == "bye":
                         self.farewell = message["message"]
                         reason = f"the debugging server ended the connection: {message['message']}"
                         return
                     self._take(message)
+                data = stream.recv(65536)
+                messages = connection.receive_data(data)
+                if not data:
+                    break
         except SessionProtocolError as error:
             reason = f"the debugging server broke the session protocol: {error}"
         except OSError as error:
@@ -259,7 +263,7 @@ class RemoteClient:
         while not reply.done:
             if inbox is not None:
                 inbox.run_pending()
-                inbox.wait(0.05)
+                inbox.wait(0.05, for_exit=False)
             else:
                 reply.wait(0.05)
         if inbox is not None:
