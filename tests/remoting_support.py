@@ -73,6 +73,7 @@ class Served:
                 raise AssertionError(f"the remote work did not finish within {timeout:g} s")
             self.client.dispatch_callbacks(timeout=remaining)
         thread.join(timeout)
+        self.client.dispatch_callbacks(timeout=0)  # the work's exit request, if still pending
         if failure:
             raise failure[0]
         return result[0]

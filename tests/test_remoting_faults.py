@@ -85,8 +85,8 @@ class Lines(OutputCallbacks):
 
     ``wake`` runs after each text while ``armed`` (a remote client's ``exit_dispatch``,
     so that the ``dispatch_callbacks`` of ``remote_wait`` returns and looks again). It
-    is armed only there: an exit request left pending during a call makes that call
-    spin (see test_a_pending_exit_dispatch_does_not_make_a_remote_call_spin)."""
+    is armed only there, so that no exit request is left pending for a later call or
+    dispatch (test_a_pending_exit_dispatch_does_not_make_a_remote_call_spin)."""
 
     def __init__(self, wake: Callable[[], None] | None = None) -> None:
         self.texts: list[str] = []
@@ -819,6 +819,57 @@ def test_a_pending_exit_dispatch_does_not_make_a_remote_call_spin(
     assert pipe.wait_for("finished")
     assert wall >= 0.5, wall
     assert cpu < 0.2 * wall, f"the caller used {cpu:.2f} s of CPU waiting {wall:.2f} s for its call"
+
+
+def test_a_pending_exit_dispatch_does_not_make_the_engine_spin_awaiting_a_remote_vote(
+    bench: Bench, programs: Programs, pipe: OutputPipe
+) -> None:
+    entry = bench.start()
+    bench.client.create_process([programs.path("checksum"), "1"], env=pipe.env)
+    bench.client.execute("bp checksum!target_fn")
+    ready = threading.Event()
+    stop = threading.Event()
+    asked: list[int] = []
+    voters: list[RemoteClient] = []
+
+    class SlowVoter(Recorder):
+        def breakpoint(self, bp: Any) -> Status:
+            asked.append(bp.id)
+            threading.Event().wait(1.0)  # its user takes a second to answer
+            return Status.NO_CHANGE
+
+    def voter() -> None:
+        remote = lindbg.debug_connect(Served.connect_string(entry))
+        remote.set_event_callbacks(SlowVoter(mask=EventMask.BREAKPOINT))
+        voters.append(remote)
+        ready.set()
+        while not stop.is_set():
+            remote.dispatch_callbacks(timeout=REMOTE_WAIT)
+        remote.close()
+
+    thread = threading.Thread(target=voter, name="slow-voter", daemon=True)
+    thread.start()
+    bench.served.serve_while(lambda: ready.wait(REMOTE_WAIT))
+    # some thread asks the engine thread's next dispatch_callbacks to return
+    asker = threading.Thread(target=bench.client.exit_dispatch, args=(bench.client,))
+    asker.start()
+    asker.join()
+    cpu, wall = time.thread_time(), time.monotonic()
+    bench.client.execute("g")  # the breakpoint waits for the remote vote
+    cpu, wall = time.thread_time() - cpu, time.monotonic() - wall
+    assert asked == [0]
+    assert bench.client.get_execution_status() == Status.BREAK
+    assert bench.client.dispatch_callbacks(timeout=0) is True  # the request was kept
+
+    def finish() -> None:
+        stop.set()
+        voters[0].exit_dispatch()
+        thread.join(REMOTE_WAIT)
+        assert not thread.is_alive()
+
+    bench.served.serve_while(finish)
+    assert wall >= 0.5, wall
+    assert cpu < 0.2 * wall, f"the engine thread used {cpu:.2f} s of CPU awaiting a vote for {wall:.2f} s"
 
 
 # ------------------------------------------------------------------ 8. load

@@ -165,7 +165,7 @@ class Dispatcher:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or engine.unusable_reason is not None:
                 return False
-            engine.inbox.wait(min(remaining, 0.05))
+            engine.inbox.wait(min(remaining, 0.05), for_exit=False)
         return True
 
     def warn_unanswered(self, what: str) -> None:

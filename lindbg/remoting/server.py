@@ -651,7 +651,7 @@ class ServerHub:
         self._unlink(seat)
         if seat.persist <= 0:
             seat.gone = True
-            self._on_engine(lambda: self._leave(seat, f"disconnected at {cdb_time()}"))
+            self._on_engine(lambda: self._leave(seat, f"{reason} at {cdb_time()}"))
             return
         seat.dropped_at = time.time()
         seat.expiry = self.loop.call_later(seat.persist, self._expire, seat)
