@@ -400,3 +400,28 @@ def test_a_session_over_a_serial_line(served: Served) -> None:
     finally:
         served.close()
         line.close()
+
+
+@pytest.mark.parametrize("command", [".detach", ".kill"])
+def test_detach_and_kill_from_a_remote_client_act_on_the_shared_session(
+    served: Served, programs: Programs, command: str
+) -> None:
+    process = served.client.create_process([programs.path("loop"), "0.2"])
+    entry = served.start("tcp:port=0")
+
+    def remote_work() -> Status:
+        remote = lindbg.debug_connect(Served.connect_string(entry))
+        remote.execute(command)
+        status = remote.get_execution_status()
+        remote.end_session(EndFlags.DISCONNECT)
+        return status
+
+    assert served.serve_while(remote_work) == Status.NO_DEBUGGEE
+    assert served.client.get_execution_status() == Status.NO_DEBUGGEE
+    if command == ".kill":
+        with pytest.raises(ProcessLookupError):
+            os.kill(process.pid, 0)
+    else:
+        # detached, it runs on to its end on its own (it is our child: reap it)
+        _, status = os.waitpid(process.pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
