@@ -425,3 +425,30 @@ def test_detach_and_kill_from_a_remote_client_act_on_the_shared_session(
         # detached, it runs on to its end on its own (it is our child: reap it)
         _, status = os.waitpid(process.pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_a_password_on_the_command_line_is_hidden_from_ps(programs: Programs) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
+    server = subprocess.Popen(
+        [*LINDBG, "-server", f"tcp:port={port},password=Sup3rSecret", programs.path("checksum")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        seen = _readline_with_timeout(server.stdout, 30, "0:000> ")
+        assert "Sup3rSecret" not in seen
+        with open(f"/proc/{server.pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        assert b"Sup3rSecret" not in cmdline
+        assert b"password=***********" in cmdline
+        server.stdin.write(b"q\n")
+        server.stdin.flush()
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

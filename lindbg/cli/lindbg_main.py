@@ -23,6 +23,7 @@ from lindbg.commands.remoting import started_line
 from lindbg.constants import EndFlags, OutputMask, Status
 from lindbg.engine.client import DebugClient
 from lindbg.errors import LindbgError
+from lindbg.os.linux.procfs import hide_own_passwords
 
 USAGE = (
     "usage: lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS] [-server OPTIONS]"
@@ -142,6 +143,8 @@ def _need(argv: list[str], index: int, option: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lindbg`` console script; returns the exit status."""
+    # a password on the command line (-server/-remote ...,password=W) must not show in ps
+    hide_own_passwords()
     try:
         options = parse_arguments(sys.argv[1:] if argv is None else argv)
     except HelpRequested:

@@ -8,6 +8,7 @@ so a name that is not UTF-8 survives the round trip back to bytes.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from lindbg.formats.elfdefs import AT_NULL, AUXV_ENTRY
@@ -278,3 +279,35 @@ def _smaps_entry(header: tuple[int, int, str, int, int, str], counters: dict[str
 def _kilobytes(value: str) -> int:
     """Bytes of an smaps counter such as ' 1024 kB'."""
     return int(value.split()[0]) * 1024
+
+
+_SECRET_VALUE = re.compile(rb"(password=)[^,\x00]*", re.IGNORECASE)
+
+
+def _stars(match: re.Match[bytes]) -> bytes:
+    return match.group(1) + b"*" * (len(match.group(0)) - len(match.group(1)))
+
+
+def hide_own_passwords() -> bool:
+    """Overwrite every ``password=VALUE`` in this process's own command line (what
+    ``ps`` and /proc/PID/cmdline show) with ``*`` of the same length; True if one was
+    there. The kernel reads the command line from the process's memory, between
+    arg_start and arg_end of /proc/self/stat, so writing there is what ps then shows."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        start, end = int(fields[45]), int(fields[46])  # fields 48 and 49 of stat(5)
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            area = mem.read(end - start)
+            hidden = _SECRET_VALUE.sub(
+                lambda m: m.group(1) + b"*" * (len(m.group(0)) - len(m.group(1))), area
+            )
+            if hidden == area:
+                return False
+            mem.seek(start)
+            mem.write(hidden)
+            return True
+    except (OSError, ValueError, IndexError):
+        return False  # a kernel without these files: nothing we can hide
