@@ -4,6 +4,7 @@ transcript, the event sequence a remote client hears, DISCONNECT and `q`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -341,17 +342,23 @@ def _readline_with_timeout(stream: Any, timeout: float, wanted: str) -> str:
     return seen
 
 
+@contextlib.contextmanager
+def _console_server(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``lindbg ARGS`` with piped standard streams, killed if the test leaves it running."""
+    env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
+    server = subprocess.Popen([*LINDBG, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    try:
+        yield server
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
 def test_lindbg_server_and_lindbg_remote_consoles(programs: Programs) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
-    server = subprocess.Popen(
-        [*LINDBG, "-server", f"tcp:port={port}", programs.path("checksum")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
+    with _console_server(["-server", f"tcp:port={port}", programs.path("checksum")]) as server:
         assert server.stdout is not None and server.stdin is not None
         seen = _readline_with_timeout(server.stdout, 30, "0:000> ")
         assert f"Server started with 'tcp:port={port}'" in seen
@@ -373,10 +380,6 @@ def test_lindbg_server_and_lindbg_remote_consoles(programs: Programs) -> None:
         server.stdin.write(b"q\n")
         server.stdin.flush()
         assert server.wait(timeout=30) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
 
 
 def test_a_session_over_a_serial_line(served: Served) -> None:
@@ -429,15 +432,9 @@ def test_detach_and_kill_from_a_remote_client_act_on_the_shared_session(
 
 def test_a_password_on_the_command_line_is_hidden_from_ps(programs: Programs) -> None:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "LINDBG_TEST_OUT"}
-    server = subprocess.Popen(
-        [*LINDBG, "-server", f"tcp:port={port},password=Sup3rSecret", programs.path("checksum")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
+    with _console_server(
+        ["-server", f"tcp:port={port},password=Sup3rSecret", programs.path("checksum")]
+    ) as server:
         assert server.stdout is not None and server.stdin is not None
         seen = _readline_with_timeout(server.stdout, 30, "0:000> ")
         assert "Sup3rSecret" not in seen
@@ -448,7 +445,3 @@ def test_a_password_on_the_command_line_is_hidden_from_ps(programs: Programs) ->
         server.stdin.write(b"q\n")
         server.stdin.flush()
         assert server.wait(timeout=30) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
