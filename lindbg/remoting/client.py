@@ -86,7 +86,6 @@ class RemoteClient:
         self.rejoined = False
         self._stream: Stream | None = None
         self._reader_done = threading.Event()
-        self._connection: SessionConnection | None = None
         self._link(timeout, rejoin=None)
 
     # ------------------------------------------------------------ the link
@@ -113,7 +112,6 @@ class RemoteClient:
             stream.close()
             raise
         self._stream = stream
-        self._connection = connection
         self.identity = verdict["identity"]
         self.token = verdict["token"]
         self.persist = float(verdict["persist"])

@@ -229,8 +229,6 @@ class ServerHub:
         self.replay_limit = DEFAULT_REPLAY_LIMIT
         self.handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT
         self.refusal_delay = DEFAULT_REFUSAL_DELAY
-        #: Set when a remote client's `q` ended the debugger (the console leaves).
-        self.quit_by: str | None = None
         self._failures: dict[str, int] = {}
         self._next_seat = 1
         self._outgoing: deque[tuple[Seat, bytes]] = deque()
@@ -722,7 +720,6 @@ class ServerHub:
 
     def quit(self, message: str) -> None:
         """Engine thread: a remote `q` ended the debugger: every client leaves."""
-        self.quit_by = message
         for client in list(self._engine.dispatch.clients):
             if not self.is_seat_proxy(client):
                 self._engine.inbox_for(client.owner).request_exit()
@@ -767,14 +764,6 @@ class ServerHub:
             pass  # best effort: the process is leaving
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=2.0)
-
-    def end_process_entries(self) -> None:
-        """Close the process servers this engine listed (on shutdown)."""
-        for entry in self.servers:
-            if entry.closer is not None and entry.state is ServerState.ACTIVE:
-                entry.state = ServerState.DISABLED
-                with contextlib.suppress(Exception):
-                    entry.closer()
 
     def _note(self, text: str) -> None:
         """Any thread: a line for the server's own users (never with a secret in it)."""
