@@ -443,7 +443,8 @@ def test_ssl_round_trip_with_the_right_authority(io: IoThread, certs: Certificat
         with client(f"ssl:server={host},port={listener.port},cafile={certs.ca}") as stream:
             assert stream.label.startswith("ssl ") and stream.label.endswith(f":{listener.port}")
             round_trip(stream)
-            round_trip(stream, os.urandom(200_000))
+            # No "!" in it: a chunk starting with one makes Echo fail on purpose.
+            round_trip(stream, os.urandom(200_000).replace(b"!", b"?"))
             peer = echo.next_peer()
             assert peer["label"].startswith("ssl 127.0.0.1:")
             assert peer["nodelay"] != 0
