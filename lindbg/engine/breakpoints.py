@@ -123,15 +123,15 @@ class BreakpointTable:
     def place(self, bp: Breakpoint) -> None:
         target = self._engine.session_target
         if bp.access is None:
-            bp.placement = target.claim_site(bp.pid, bp.address, bp)
+            bp._placement = target.claim_site(bp.pid, bp.address, bp)
         else:
             slot = target.set_hardware(bp.pid, bp.address, _WATCH_KINDS[bp.access], bp.size)
             slot.owners.append(bp)
-            bp.placement = slot
+            bp._placement = slot
 
     def unplace(self, bp: Breakpoint) -> None:
-        placement = bp.placement
-        bp.placement = None
+        placement = bp._placement
+        bp._placement = None
         target = self._engine.target
         if placement is None or target is None:
             return

@@ -154,18 +154,22 @@ class Dispatcher:
             return Status.GO
         return reply.result()
 
-    def await_reply(self, reply: Reply) -> bool:
+    def await_reply(self, reply: Reply, wait: Callable[[float], None] | None = None) -> bool:
         """Engine thread: wait at most ``callback_timeout`` for ``reply`` while serving
         the engine's inbox (the answering thread may need the engine meanwhile).
-        False: it did not come in time, or the engine was ended meanwhile."""
+        ``wait(seconds)`` replaces the inbox's own wait (a server reading the answer
+        off its link itself). False: it did not come in time, or the engine was
+        ended meanwhile."""
         engine = self._engine
+        if wait is None:
+            wait = lambda seconds: engine.inbox.wait(seconds, for_exit=False)  # noqa: E731
         deadline = time.monotonic() + self.callback_timeout
         while not reply.done:
             engine.inbox.run_pending()
             remaining = deadline - time.monotonic()
             if remaining <= 0 or engine.unusable_reason is not None:
                 return False
-            engine.inbox.wait(min(remaining, 0.05), for_exit=False)
+            wait(min(remaining, 0.05))
         return True
 
     def warn_unanswered(self, what: str) -> None:

@@ -539,7 +539,7 @@ class Engine:
         self.generation += 1
         for bp in self.breakpoint_table.by_id.values():
             bp.is_valid = False
-            bp.placement = None
+            bp._placement = None
         self.breakpoint_table.by_id.clear()
         for process in self.processes.values():
             process.is_valid = False

@@ -209,7 +209,7 @@ class EventHandling:
         if process is None:
             return self.after(Status.GO)
         for bp in [bp for bp in self._engine.breakpoint_table.by_id.values() if bp.pid == event.pid]:
-            bp.placement = None  # its int3 went with the old image
+            bp._placement = None  # its int3 went with the old image
             if bp.expression and is_symbolic(bp.expression):
                 bp.deferred = True  # resolved again in the new image, as gdb does
             else:
@@ -240,7 +240,7 @@ class EventHandling:
             if not already_reported:
                 self._engine.dispatch.event(EventMask.EXIT_PROCESS, "exit_process", event.code)
         for bp in [bp for bp in self._engine.breakpoint_table.by_id.values() if bp.pid == event.pid]:
-            bp.placement = None
+            bp._placement = None
             self._engine.breakpoint_table.forget(bp)
         tracker = self._engine.loading.trackers.pop(event.pid, None)
         if tracker is not None:

@@ -79,7 +79,7 @@ class Breakpoint:
         self._enabled = True
         self.is_valid = True
         #: The target's record (a Site or a HardwareSlot) while inserted.
-        self.placement: Any = None
+        self._placement: Any = None
         #: Free for the console (commands to run on a hit).
         self.command = ""
         #: What the user typed ("app!compute", "app.c:42"), kept to resolve it again.

@@ -151,10 +151,18 @@ class Inbox:
                 return
             self._cond.wait(timeout)
 
-    def dispatch(self, timeout: float | None, check: Callable[[], None]) -> bool:
+    def dispatch(
+        self,
+        timeout: float | None,
+        check: Callable[[], None],
+        wait: Callable[[float | None], None] | None = None,
+    ) -> bool:
         """Owner thread: run posted work until an exit is requested (True) or
         ``timeout`` passes (False); ``check`` raises when waiting is pointless
-        (the engine or the link is gone). What ``dispatch_callbacks`` does."""
+        (the engine or the link is gone). ``wait`` replaces ``self.wait`` for an
+        owner that also watches something else meanwhile (a link it reads). What
+        ``dispatch_callbacks`` does."""
+        wait = wait or self.wait
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.run_pending()
@@ -164,4 +172,4 @@ class Inbox:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            self.wait(remaining)
+            wait(remaining)

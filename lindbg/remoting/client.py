@@ -19,7 +19,9 @@ seconds takes the client's place back (its identity and the output it missed).
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lindbg import errors
@@ -54,6 +56,47 @@ def _error_from(kind: str, message: str) -> LindbgError:
     return error
 
 
+class _Link:
+    """One login's connection, read by whichever of two threads gets to it first:
+    the reader thread, and the owner while it waits in ``dispatch_callbacks`` or a
+    call (so an event that asks for a vote costs no hand-off between threads)."""
+
+    def __init__(self, stream: Stream, connection: SessionConnection) -> None:
+        self.stream = stream
+        self.connection = connection
+        #: None: only the reader thread reads (TLS, serial: data waits inside them).
+        self.fd = stream.poll_fd()
+        self.read_lock = threading.Lock()
+        self.turn = threading.Condition()
+        self._owner_depth = 0
+        #: Why the link ended, once it has; the reader thread then closes it.
+        self.ended: str | None = None
+
+    def end(self, reason: str) -> None:
+        """The link is over: wake the reader thread wherever it waits."""
+        with self.turn:
+            if self.ended is None:
+                self.ended = reason
+            self.turn.notify_all()
+        self.stream.shutdown()
+
+    @property
+    def owner_reading(self) -> bool:
+        return self._owner_depth > 0
+
+    @contextlib.contextmanager
+    def owner_reads(self) -> Iterator[None]:
+        """The owner reads the link while inside (nested: a call from a callback)."""
+        with self.turn:
+            self._owner_depth += 1
+        try:
+            yield
+        finally:
+            with self.turn:
+                self._owner_depth -= 1
+                self.turn.notify_all()
+
+
 class RemoteClient:
     """A client of a debugging server's engine (see the module's comment).
 
@@ -85,6 +128,7 @@ class RemoteClient:
         #: True when the last login took back a place kept since a dropped link.
         self.rejoined = False
         self._stream: Stream | None = None
+        self._current: _Link | None = None
         self._reader_done = threading.Event()
         self._link(timeout, rejoin=None)
 
@@ -121,8 +165,12 @@ class RemoteClient:
         self.unusable_reason = None
         self.farewell = None
         self._reader_done = threading.Event()
+        link = _Link(stream, connection)
+        self._current = link
         # frames that came in the welcome's read (the replay of a rejoin) go first
-        reader = threading.Thread(target=self._read_frames, args=(stream, connection, early), daemon=True)
+        for message in early:
+            self._take_frame(link, message)
+        reader = threading.Thread(target=self._read_frames, args=(link,), daemon=True)
         reader.name = "lindbg-remote-reader"
         reader.start()
         if self.interest_mask:
@@ -148,32 +196,60 @@ class RemoteClient:
         finally:
             watchdog.cancel()
 
-    def _read_frames(
-        self, stream: Stream, connection: SessionConnection, early: list[dict[str, Any]]
-    ) -> None:
-        """Reader thread: every frame from the server, until the link ends."""
-        done = self._reader_done
-        reason = "the connection to the debugging server was lost"
-        messages = early
+    def _read_frames(self, link: _Link) -> None:
+        """Reader thread: frames from the server while the owner is not reading them
+        itself, until the link ends."""
         try:
+            if link.fd is None:
+                while link.ended is None:
+                    self._receive(link, lambda: link.stream.recv(65536))
+                return
             while True:
-                for message in messages:
-                    if message["t"] == "bye":
-                        self.farewell = message["message"]
-                        reason = f"the debugging server ended the connection: {message['message']}"
-                        return
-                    self._take(message)
-                data = stream.recv(65536)
-                messages = connection.receive_data(data)
-                if not data:
-                    break
-        except SessionProtocolError as error:
-            reason = f"the debugging server broke the session protocol: {error}"
-        except OSError as error:
-            reason = f"the connection to the debugging server was lost: {error}"
+                with link.turn:
+                    while link.owner_reading and link.ended is None:
+                        link.turn.wait()
+                if link.ended is not None:
+                    return
+                select.select([link.fd], [], [])
+                self._pump(link)
         finally:
-            self._lost(stream, reason)
-            done.set()
+            self._lost(link.stream, link.ended or "the connection to the debugging server was lost")
+            self._reader_done.set()
+
+    def _pump(self, link: _Link) -> None:
+        """Either thread: take what the link has now, if the other did not first."""
+        self._receive(link, lambda: link.stream.recv_nowait(65536))
+
+    def _receive(self, link: _Link, read: Callable[[], bytes | None]) -> None:
+        """Read once with ``read`` and act on the frames, in order, under the link's
+        read lock (the reader thread and the owner take turns); note why it ended."""
+        with link.read_lock:
+            if link.ended is not None:
+                return
+            try:
+                data = read()
+                if data is None:
+                    return
+                messages = link.connection.receive_data(data)
+            except SessionProtocolError as error:
+                link.end(f"the debugging server broke the session protocol: {error}")
+                return
+            except OSError as error:
+                link.end(f"the connection to the debugging server was lost: {error}")
+                return
+            for message in messages:
+                self._take_frame(link, message)
+            if not data:
+                link.end("the connection to the debugging server was lost")
+
+    def _take_frame(self, link: _Link, message: dict[str, Any]) -> None:
+        if link.ended is not None:
+            return
+        if message["t"] == "bye":
+            self.farewell = message["message"]
+            link.end(f"the debugging server ended the connection: {message['message']}")
+        else:
+            self._take(message)
 
     def _take(self, message: dict[str, Any]) -> None:
         """Reader thread: act on one frame."""
@@ -257,16 +333,31 @@ class RemoteClient:
         except EngineUnusableError:
             self._replies.pop(call_id, None)
             raise
-        inbox = self._inbox if threading.get_ident() == self.owner else None
-        while not reply.done:
-            if inbox is not None:
+        if threading.get_ident() != self.owner:
+            reply.wait()  # the link's end settles it too
+            return from_wire(reply.result())
+        inbox = self._inbox
+        with self._owner_reading():
+            while not reply.done:
                 inbox.run_pending()
-                inbox.wait(0.05, for_exit=False)
-            else:
-                reply.wait(0.05)
-        if inbox is not None:
-            inbox.run_pending()  # the call's output arrived before its result
+                self._wait_as_owner(0.05, for_exit=False)
+        inbox.run_pending()  # the call's output arrived before its result
         return from_wire(reply.result())
+
+    def _owner_reading(self) -> contextlib.AbstractContextManager[None]:
+        link = self._current
+        return link.owner_reads() if link is not None else contextlib.nullcontext()
+
+    def _wait_as_owner(self, timeout: float | None, *, for_exit: bool = True) -> None:
+        """Owner thread: wait for posted work (or ``timeout``), reading the link meanwhile."""
+        link = self._current
+        if link is None or link.fd is None or link.ended is not None:
+            self._inbox.wait(timeout, for_exit=for_exit)
+            return
+        inbox_fd = self._inbox.fileno()
+        ready, _, _ = select.select([link.fd, inbox_fd], [], [], timeout)
+        if link.fd in ready:
+            self._pump(link)
 
     # ------------------------------------------------------------ callbacks
 
@@ -323,7 +414,8 @@ class RemoteClient:
         Raises:
             EngineUnusableError: the link is gone (after its callbacks heard so).
         """
-        return self._inbox.dispatch(timeout, self._check)
+        with self._owner_reading():
+            return self._inbox.dispatch(timeout, self._check, self._wait_as_owner)
 
     def exit_dispatch(self, client: Any = None) -> None:
         """Make the owner thread leave ``dispatch_callbacks``."""

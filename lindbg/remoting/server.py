@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import enum
 import secrets
+import select
 import threading
 import time
 from collections import deque
@@ -48,6 +49,7 @@ from lindbg.protocols.session import (
     SessionProtocolError,
     encode,
 )
+from lindbg.remoting.direct import DirectLink
 from lindbg.remoting.lines import cdb_time, local_client_lines
 from lindbg.remoting.wire import to_wire
 from lindbg.transports.endpoints import Listener, open_listener
@@ -69,6 +71,9 @@ DEFAULT_REFUSAL_DELAY = 0.25
 #: attempt that lets it exit (WinDbg: "Actual exit may be delayed until the next
 #: connection attempt").
 EXIT_GRACE = 5.0
+#: Seconds the I/O thread leaves a direct link to the engine thread once it finds a
+#: vote in progress on it (what the client sends meanwhile waits at most this long).
+DIRECT_PAUSE = 0.002
 
 
 class ServerState(enum.Enum):
@@ -142,6 +147,10 @@ class Seat:
     #: Left for good (disconnected, expired, dropped): frames for it are discarded.
     gone: bool = False
     expiry: asyncio.TimerHandle | None = None
+    #: The plain-socket link the engine thread may use itself (see remoting/direct.py).
+    direct: DirectLink | None = None
+    #: Set by the I/O thread when the direct link ends, with the reason (None: left).
+    direct_done: asyncio.Future[str | None] | None = None
 
 
 class _SeatOutput(OutputCallbacks):
@@ -331,7 +340,13 @@ class ServerHub:
         """Any thread: queue ``data`` for ``seat``'s connection, in order."""
         if seat.gone:
             return
-        self._outgoing.append((seat, data))
+        link = seat.direct
+        if link is not None:
+            with link.lock:
+                link.queued += 1
+                self._outgoing.append((seat, data))
+        else:
+            self._outgoing.append((seat, data))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
@@ -346,23 +361,36 @@ class ServerHub:
         batches: dict[Seat, list[bytes]] = {}
         while outgoing:
             seat, data = outgoing.popleft()
-            if seat.gone:
-                continue
-            if seat.writer is None:
-                self._keep_for_replay(seat, data)
-                continue
             batch = batches.get(seat)
             if batch is None:
                 batches[seat] = [data]
             else:
                 batch.append(data)
         for seat, batch in batches.items():
-            writer = seat.writer
-            if writer is None:
-                continue
-            writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
-            if writer.transport.get_write_buffer_size() > self.output_limit:
+            link = seat.direct
+            if link is None:
+                stalled = self._write_batch(seat, batch)
+            else:
+                # the engine thread writes a vote's event itself only when nothing is
+                # queued before it: the count drops once these frames are in the transport
+                with link.lock:
+                    stalled = self._write_batch(seat, batch)
+                    link.queued -= len(batch)
+            if stalled:
                 self._drop_stalled(seat)
+
+    def _write_batch(self, seat: Seat, batch: list[bytes]) -> bool:
+        """I/O thread: frames to a seat's connection, or to its replay buffer; True
+        when the connection holds more than ``output_limit`` unsent."""
+        if seat.gone:
+            return False
+        writer = seat.writer
+        if writer is None:
+            for data in batch:
+                self._keep_for_replay(seat, data)
+            return False
+        writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
+        return writer.transport.get_write_buffer_size() > self.output_limit
 
     def _keep_for_replay(self, seat: Seat, data: bytes) -> None:
         seat.replay.append(data)
@@ -376,6 +404,8 @@ class ServerHub:
         seat.writer = None
         seat.linked = False
         seat.gone = True
+        if seat.direct is not None:
+            self._end_direct(seat, seat.direct, None)
         if writer is not None:
             writer.transport.abort()
         self._fail_answers(seat)
@@ -398,9 +428,24 @@ class ServerHub:
         seat.next_event += 1
         reply = Reply()
         seat.answers[event_id] = reply
-        self.send(seat, encode({"t": "event", "id": event_id, "method": method, "args": args}))
+        frame = encode({"t": "event", "id": event_id, "method": method, "args": args})
+        link = seat.direct
+        if link is None:
+            self.send(seat, frame)
+            wait = None
+        else:
+            with link.lock:
+                link.voting = True
+                rest = link.write_now(frame)
+            if rest:
+                self.send(seat, rest)
+            wait = self._vote_waiter(seat, link)
         dispatch = self._engine.dispatch
-        if not dispatch.await_reply(reply):
+        answered = dispatch.await_reply(reply, wait)
+        if link is not None:
+            with link.lock:
+                link.voting = False
+        if not answered:
             seat.answers.pop(event_id, None)
             if self._engine.unusable_reason is not None:
                 return Status.NO_CHANGE
@@ -413,13 +458,43 @@ class ServerHub:
         except ValueError:
             return Status.NO_CHANGE
 
+    def _vote_waiter(self, seat: Seat, link: DirectLink) -> Callable[[float], None]:
+        """How the engine thread waits for a vote on a direct link: on the socket and
+        its inbox at once, reading the answer itself."""
+        inbox = self._engine.inbox
+        watched = [link.fd, inbox.fileno()]
+
+        def take() -> None:
+            with link.lock:
+                if seat.direct is not link:
+                    return
+                self._take_direct(seat, link)
+            if link.inbound or link.ended is not None:
+                with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+                    self.loop.call_soon_threadsafe(self._drain_direct, seat, link)
+
+        def wait(timeout: float) -> None:
+            if link.ended is not None:
+                inbox.wait(timeout, for_exit=False)
+                return
+            try:
+                ready, _, _ = select.select(watched, [], [], timeout)
+            except (OSError, ValueError):  # the I/O thread closed it meanwhile
+                return
+            if link.fd in ready:
+                take()
+
+        return wait
+
     def _answer(self, seat: Seat, event_id: int, status: int) -> None:
-        """I/O thread: a remote callback's vote arrived."""
+        """I/O thread (or the engine thread reading a direct link): a vote arrived."""
         reply = seat.answers.pop(event_id, None)
         seat.unresponsive = False
         if reply is not None:
             reply.set(status)
-            self._engine.inbox.wake()
+            inbox = self._engine.inbox
+            if threading.get_ident() != inbox.owner:
+                inbox.wake()
 
     def _fail_answers(self, seat: Seat) -> None:
         """Any thread: the link is gone; events waiting for it count as NO_CHANGE."""
@@ -490,14 +565,92 @@ class ServerHub:
             return
         if hello is None:
             return
+        direct = DirectLink.usable(writer)
+        if direct:
+            # from now on the link is read through a DirectLink, not the StreamReader
+            # (a client sends nothing between its proof and the welcome)
+            writer.transport.pause_reading()  # type: ignore[attr-defined]
         try:
             seat, welcome = await self._ask_engine(lambda: self._take_seat(entry, hello, peer))
         except LindbgError as error:
             writer.write(connection.refuse(str(error)))
             return
         writer.write(connection.welcome(**welcome))
+        if direct:
+            await self._serve_direct(seat, writer, connection)
+            return
         self._attach(seat, writer)
         await self._read_requests(seat, connection, reader)
+
+    async def _serve_direct(
+        self, seat: Seat, writer: asyncio.StreamWriter, connection: SessionConnection
+    ) -> None:
+        """I/O thread: a logged-in client's messages through a DirectLink."""
+        link = DirectLink(writer, connection)
+        done: asyncio.Future[str | None] = self.loop.create_future()
+        seat.direct, seat.direct_done = link, done
+        self._attach(seat, writer)
+        self.loop.add_reader(link.fd, self._readable, seat, link)
+        try:
+            reason = await done
+        finally:
+            self._end_direct(seat, link, None)
+        if reason is not None and seat.writer is not None and not seat.gone:
+            self._link_dropped(seat, reason)
+
+    def _readable(self, seat: Seat, link: DirectLink) -> None:
+        """I/O thread: the direct link has data (unless the engine thread takes it)."""
+        if not link.lock.acquire(blocking=False):
+            return  # the engine thread is reading it; what is not an answer comes back
+        try:
+            if link.voting:
+                # the engine thread reads the answer itself: stop competing for it for
+                # a moment, by our own clock (waking us after each vote would cost the
+                # engine thread a write per hit)
+                self.loop.remove_reader(link.fd)
+                link.paused = True
+                self.loop.call_later(DIRECT_PAUSE, self._watch_direct, seat, link)
+                return
+            self._take_direct(seat, link)
+        finally:
+            link.lock.release()
+        self._drain_direct(seat, link)
+
+    def _watch_direct(self, seat: Seat, link: DirectLink) -> None:
+        """I/O thread: watch a paused link again."""
+        if link.paused and seat.direct is link and link.ended is None:
+            link.paused = False
+            self.loop.add_reader(link.fd, self._readable, seat, link)
+
+    def _take_direct(self, seat: Seat, link: DirectLink) -> None:
+        """Either thread, under the link's lock: answers settle their events at once;
+        the rest waits in order for the I/O thread."""
+        for message in link.read():
+            if message["t"] == "answer":
+                self._answer(seat, message["id"], message["status"])
+            else:
+                link.inbound.append(message)
+
+    def _drain_direct(self, seat: Seat, link: DirectLink) -> None:
+        """I/O thread: act on what the link brought, in order; end it if it ended."""
+        inbound = link.inbound
+        while inbound:
+            if not self._handle(seat, inbound.popleft()):
+                self._end_direct(seat, link, None)
+                return
+        if link.ended is not None:
+            self._end_direct(seat, link, link.ended)
+
+    def _end_direct(self, seat: Seat, link: DirectLink, reason: str | None) -> None:
+        """I/O thread: stop reading the direct link and release its descriptor."""
+        if seat.direct is link:
+            seat.direct = None
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(link.fd)
+        link.close()
+        done = seat.direct_done
+        if done is not None and not done.done():
+            done.set_result(reason)
 
     async def _login(
         self,
@@ -641,6 +794,8 @@ class ServerHub:
         writer, seat.writer = seat.writer, None
         seat.linked = False
         self._fail_answers(seat)
+        if seat.direct is not None:
+            self._end_direct(seat, seat.direct, None)
         if writer is not None:
             writer.close()
 

@@ -19,10 +19,14 @@ from typing import Any
 #: Deeper than any handle nests (a process's threads); a cycle stops here.
 _MAX_DEPTH = 8
 _PLAIN = (bool, int, float, str, bytes, type(None))
+#: The exact types (not subclasses such as IntEnum) that cross as they are.
+_PLAIN_TYPES = frozenset(_PLAIN)
 
 
 def to_wire(value: Any, depth: int = 0) -> Any:
     """``value`` as msgpack can carry it (see the module's comment)."""
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, _PLAIN):
@@ -45,32 +49,58 @@ def to_wire(value: Any, depth: int = 0) -> Any:
 
 def _object_to_wire(value: Any, depth: int) -> dict[str, Any]:
     cls = type(value)
-    fields: dict[str, Any] = {"$": cls.__name__}
-    for name in _public_fields(value):
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _SHAPES[cls] = _Shape(cls)
+    fields: dict[str, Any] = {"$": shape.name}
+    for name in shape.names(value):
         try:
             item = getattr(value, name)
         except Exception:  # a property that cannot answer now (a gone target)
             continue
-        if callable(item):
-            continue
-        fields[name] = to_wire(item, depth + 1)
-    if getattr(cls, "__str__", None) is not object.__str__ and not dataclasses.is_dataclass(value):
+        if type(item) in _PLAIN_TYPES:
+            fields[name] = item
+        elif not callable(item):
+            fields[name] = to_wire(item, depth + 1)
+    if shape.has_text:
         fields["text"] = str(value)
     return fields
 
 
-def _public_fields(value: Any) -> list[str]:
-    cls = type(value)
-    if dataclasses.is_dataclass(value):
-        names = [f.name for f in dataclasses.fields(value)]
-    else:
-        names = []
-        for klass in cls.__mro__:
-            names += [n for n in getattr(klass, "__slots__", ()) if n not in names]
-        names += [n for n in getattr(value, "__dict__", {}) if n not in names]
-    # properties are part of a handle's face (Breakpoint.enabled, Frame.location)
-    names += [n for n, attr in vars(cls).items() if isinstance(attr, property) and n not in names]
-    return [n for n in names if not n.startswith("_")]
+class _Shape:
+    """What ``to_wire`` takes from objects of one class, worked out once per class
+    (an event's handle crosses the wire on every breakpoint hit)."""
+
+    __slots__ = ("fixed", "has_text", "name", "properties", "uses_dict")
+
+    def __init__(self, cls: type) -> None:
+        self.name = cls.__name__
+        fixed: list[str] = []
+        if dataclasses.is_dataclass(cls):
+            fixed = [f.name for f in dataclasses.fields(cls)]
+            self.uses_dict = False
+        else:
+            for klass in cls.__mro__:
+                fixed += [n for n in getattr(klass, "__slots__", ()) if n not in fixed]
+            self.uses_dict = True
+        self.fixed = tuple(n for n in fixed if not n.startswith("_"))
+        # properties are part of a handle's face (Breakpoint.enabled, Frame.location)
+        self.properties = tuple(
+            n for n, attr in vars(cls).items() if isinstance(attr, property) and not n.startswith("_")
+        )
+        self.has_text = getattr(cls, "__str__", None) is not object.__str__ and not dataclasses.is_dataclass(
+            cls
+        )
+
+    def names(self, value: Any) -> list[str]:
+        names = list(self.fixed)
+        if self.uses_dict:
+            names += [n for n in getattr(value, "__dict__", ()) if not n.startswith("_") and n not in names]
+        names += [n for n in self.properties if n not in names]
+        return names
+
+
+_SHAPES: dict[type, _Shape] = {}
 
 
 def from_wire(value: Any) -> Any:

@@ -579,6 +579,17 @@ class Stream:
     def fileno(self) -> int:
         raise NotImplementedError
 
+    def poll_fd(self) -> int | None:
+        """A descriptor that polls readable exactly when ``recv_nowait`` has something
+        (data or the end), so two threads may take turns reading; None when data can
+        wait inside the stream (TLS, a serial line): then one thread reads, in ``recv``."""
+        return None
+
+    def recv_nowait(self, size: int = _CHUNK) -> bytes | None:
+        """What ``recv`` would return, without waiting: None when nothing is there.
+        Only for a stream with a ``poll_fd``."""
+        raise NotImplementedError
+
     def shutdown(self) -> None:
         raise NotImplementedError
 
@@ -622,6 +633,19 @@ class _SocketStream(Stream):
 
     def fileno(self) -> int:
         return self._sock.fileno()
+
+    def poll_fd(self) -> int | None:
+        return self._sock.fileno()
+
+    def recv_nowait(self, size: int = _CHUNK) -> bytes | None:
+        try:
+            return self._sock.recv(size, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as error:
+            if self._shut:
+                return b""
+            _raise_lost(error)
 
     def shutdown(self) -> None:
         with self._state:
@@ -706,6 +730,9 @@ class _TlsStream(_SocketStream):
                 f"{transport}: the TLS handshake with {where} failed: {_reason(error, timeout)}"
             ) from None
         self._sock.settimeout(None)
+
+    def poll_fd(self) -> int | None:
+        return None  # decrypted data can wait in the TLS layer while the socket is quiet
 
     def _flush(self) -> None:
         with self._send_lock:
