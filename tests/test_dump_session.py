@@ -194,14 +194,14 @@ def test_registers_disassembly_and_symbols_on_a_dump(dump_client: DebugClient, p
 
 
 def test_console_opens_a_core_with_z_and_shows_it(core_path: Path, programs: Programs) -> None:
-    script = "|\n~\n~* kc 3\nr rdx\nlm\ndq crasher!marker_value L1\ng\nbp crasher!main\n.ecxr\nq\n"
+    script = "|\n~\n~* kc 8\nr rdx\nlm\ndq crasher!marker_value L1\ng\nbp crasher!main\n.ecxr\nq\n"
     run = console(["-z", str(core_path)], stdin=script)
     out = run.stdout
     assert run.returncode == 0
     assert f"Loading Dump File [{core_path}]" in out
     assert re.search(r"^\.  0\tid: [0-9a-f]+\texamine\tname: .*/crasher$", out, re.MULTILINE)
     assert len(after(out, "~")) == 4
-    each = "\n".join(after(out, "~* kc 3"))
+    each = "\n".join(after(out, "~* kc 8"))
     for name in ("park_alpha", "park_beta", "park_gamma"):
         assert f"crasher!{name}" in each
     marker = programs.symbol("crasher", "marker_value")

@@ -352,13 +352,13 @@ def test_execute_returns_only_after_its_output_reached_the_calling_clients_callb
         original_wait = inbox.wait
         first = [True]
 
-        def descheduled_wait(timeout: float | None) -> None:
+        def descheduled_wait(timeout: float | None, *, for_exit: bool = True) -> None:
             if first[0]:
                 first[0] = False
                 in_wait.set()
                 assert command_done.wait(WAIT)
                 return
-            original_wait(timeout)
+            original_wait(timeout, for_exit=for_exit)
 
         inbox.wait = descheduled_wait  # type: ignore[method-assign]
         threading.Thread(target=fence, daemon=True).start()

@@ -66,6 +66,7 @@ class TargetEvent:
     pid: int
     tid: int
     address: int = 0
+    #: SIGNAL: the signal that stopped it; PROCESS_GONE: the one that killed it (0: exited).
     signal: int = 0
     #: EXIT_*: the exit code; CREATE_PROCESS: the parent's pid.
     code: int = 0
@@ -272,6 +273,10 @@ class Target(abc.ABC):
     def set_register(self, tid: int, name: str, value: int) -> None:
         """Set register ``name`` of stopped thread ``tid`` (WRITE)."""
         raise self.refusal("change registers")
+
+    def float_state(self, tid: int) -> bytes | None:
+        """The FXSAVE area (512 bytes) of stopped ``tid``; None when the kind has none."""
+        return None
 
     # -------------------------------------------------------------- processes
 

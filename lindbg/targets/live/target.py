@@ -560,7 +560,8 @@ class LiveTarget(Target):
             self._threads.pop(tid, None)
         process.threads.clear()
         self._forget_process(process)
-        return TargetEvent(EventKind.PROCESS_GONE, process.pid, process.pid, code=code)
+        killer = 0 if pt.is_exited(status) else pt.term_signal(status)
+        return TargetEvent(EventKind.PROCESS_GONE, process.pid, process.pid, code=code, signal=killer)
 
     def _forget_process(self, process: LiveProcess) -> None:
         for tid in list(process.threads):
@@ -1081,6 +1082,15 @@ class LiveTarget(Target):
         thread = self._stopped_thread(tid)
         register_state.write(name, self._regs(thread), value)
         thread.regs_dirty = True
+
+    def float_state(self, tid: int) -> bytes | None:
+        self._stopped_thread(tid)
+        try:
+            return bytes(pt.getfpregs(tid))
+        except OSError as error:
+            raise TargetAccessError(
+                f"cannot read the FP registers of thread {tid}: {error.strerror}", tid=tid
+            ) from error
 
     def general_registers(self, tid: int) -> UserRegs:
         """The cached general registers of stopped ``tid`` (do not keep the object)."""
