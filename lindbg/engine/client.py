@@ -507,6 +507,45 @@ class DebugClient:
 
         return engine.call(start)
 
+    def start_process_server(self, options: str) -> ServerEntry:
+        """Start a process server in this process (what ``lindbgsrv -t OPTIONS`` runs):
+        gdb or a smart client debugs this machine's processes through it. It has a
+        tracer thread of its own; it is listed in ``.servers`` as a Process Server,
+        and ``.endsrv`` (``end_server``) ends it.
+
+        Raises:
+            TransportError: a malformed option string, an insecure bind, a port in use.
+        """
+        from lindbg.procserver.server import ProcessServer
+
+        server = ProcessServer(options)
+        server.start()
+        engine = self._engine
+
+        def register() -> ServerEntry:
+            from lindbg.remoting.server import hub_of
+
+            hub = hub_of(engine)
+            hub.process_servers.append(server)
+            return hub.add_entry(server.options, "Process Server", server.stop, endpoint=server)
+
+        return engine.call(register)
+
+    def wait_for_process_server_end(self, timeout: float | None = None) -> bool:
+        """Wait until the first process server started in this process has ended
+        (``monitor exit``, ``.endsrv``); False when ``timeout`` passed first. Once
+        one has ended, True at once.
+
+        Raises:
+            InvalidOperationError: no process server was started in this process.
+        """
+        engine = self._engine
+        hub = engine.servers
+        servers = list(hub.process_servers) if hub is not None else []
+        if not servers:
+            raise InvalidOperationError("no process server was started in this process")
+        return bool(servers[0].wait(timeout))
+
     def servers(self) -> list[ServerEntry]:
         """The servers of this engine, by id, as ``.servers`` lists them."""
         engine = self._engine

@@ -97,23 +97,29 @@ class ServerEntry:
     kind: str = "Debugger Server"
     #: Closes a process server (set by whoever started one), for ``.endsrv``.
     closer: Callable[[], None] | None = None
+    #: A server run elsewhere (a process server): its ``description``, ``port``,
+    #: ``path`` and ``ended``.
+    endpoint: Any = None
 
     @property
     def description(self) -> str:
         """The option string as ``.servers`` shows it (the password as ``*``)."""
-        if self.listener is not None:
-            return self.listener.description
-        return self.options.describe()
+        where = self.listener or self.endpoint
+        return str(where.description) if where is not None else self.options.describe()
 
     @property
     def port(self) -> int | None:
-        return self.listener.port if self.listener is not None else None
+        where = self.listener or self.endpoint
+        return where.port if where is not None else None
 
     @property
     def path(self) -> str | None:
-        return self.listener.path if self.listener is not None else None
+        where = self.listener or self.endpoint
+        return where.path if where is not None else None
 
     def line(self) -> str:
+        if self.endpoint is not None and self.endpoint.ended:
+            self.state = ServerState.DISABLED
         if self.state is ServerState.ACTIVE:
             return f"{self.id} - {self.kind} - {self.description}"
         if self.state is ServerState.EXIT_PENDING:
@@ -233,6 +239,8 @@ class ServerHub:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.servers: list[ServerEntry] = []
+        #: Process servers started here (``start_process_server``), in start order.
+        self.process_servers: list[Any] = []
         self.seats: list[Seat] = []
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.replay_limit = DEFAULT_REPLAY_LIMIT
@@ -274,9 +282,11 @@ class ServerHub:
         self._engine.shared = True
         return entry
 
-    def add_entry(self, options: TransportOptions, kind: str, closer: Callable[[], None]) -> ServerEntry:
+    def add_entry(
+        self, options: TransportOptions, kind: str, closer: Callable[[], None], endpoint: Any = None
+    ) -> ServerEntry:
         """List a server another part of lindbg runs (a process server) in ``.servers``."""
-        entry = ServerEntry(len(self.servers), options, None, kind=kind, closer=closer)
+        entry = ServerEntry(len(self.servers), options, None, kind=kind, closer=closer, endpoint=endpoint)
         self.servers.append(entry)
         return entry
 
