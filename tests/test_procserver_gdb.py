@@ -10,39 +10,26 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import WAIT, Programs
+from procserver_support import Lindbgsrv
 
 from lindbg.protocols.rsp import Packet, Role, RspConnection
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb")
 
-LINDBGSRV = [sys.executable, "-m", "lindbg.cli.lindbgsrv_main"]
 #: Seconds a gdb session may take (2 loaded cores).
 GDB_WAIT = 60.0
 
 
-class Server:
-    """A ``lindbgsrv`` process listening on a loopback port of its choice."""
+class Server(Lindbgsrv):
+    """``lindbgsrv`` on a loopback port, with gdb to drive it."""
 
     def __init__(self, *extra: str) -> None:
-        self.process = subprocess.Popen(
-            [*LINDBGSRV, "-t", "tcp:port=0", *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        match = re.search(r"tcp:Port=(\d+)", line)
-        assert match, f"lindbgsrv said {line!r}; stderr: {self.process.stderr.read() if not line else ''}"
-        self.port = int(match.group(1))
-        started = re.search(r"process (\d+) started", line)
-        self.first_pid = int(started.group(1)) if started else None
+        super().__init__("tcp:port=0", "tcp:server=127.0.0.1", *extra)
 
     def gdb(self, program: str, *commands: str) -> str:
         argv = ["gdb", "-nx", "-batch", "-ex", "set sysroot /", "-ex", "set confirm off"]
@@ -54,18 +41,6 @@ class Server:
             argv, capture_output=True, text=True, timeout=GDB_WAIT, stdin=subprocess.DEVNULL
         )
         return done.stdout + done.stderr
-
-    def exited(self) -> int:
-        return self.process.wait(WAIT)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(WAIT)
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ import re
 import select
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ from pathlib import Path
 import pytest
 import trustme
 from conftest import WAIT, Programs
+from procserver_support import Gdbserver, Lindbgsrv
 
 from lindbg.arch.x86_64_gdb import RegisterLayout
 from lindbg.errors import InvalidOperationError, MemoryAccessError
@@ -40,7 +39,6 @@ from lindbg.procserver.link import (
     parse_thread_id,
 )
 
-LINDBGSRV = [sys.executable, "-m", "lindbg.cli.lindbgsrv_main"]
 RIP = 16
 RAX = 0
 KIB = 1024
@@ -54,76 +52,6 @@ def hexarg(text: str) -> bytes:
 
 def vrun(*argv: str) -> bytes:
     return b"vRun;" + b";".join(hexarg(arg) for arg in argv)
-
-
-class Peer:
-    """A server subprocess on a loopback port; ``close`` leaves nothing running."""
-
-    process: subprocess.Popen[str]
-    port: int
-
-    @property
-    def address(self) -> str:
-        return f"tcp:server=127.0.0.1,port={self.port}"
-
-    def exited(self, timeout: float = WAIT) -> int:
-        return self.process.wait(timeout)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(WAIT)
-
-
-class Lindbgsrv(Peer):
-    def __init__(self, options: str = "tcp:port=0", client: str = "tcp:server=127.0.0.1") -> None:
-        self._client = client
-        self.process = subprocess.Popen(
-            [*LINDBGSRV, "-t", options],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        match = re.search(r":Port=(\d+)", line)
-        if match is None:
-            self.close()
-            raise AssertionError(f"lindbgsrv said {line!r}")
-        self.port = int(match.group(1))
-
-    @property
-    def address(self) -> str:
-        return f"{self._client},port={self.port}"
-
-
-class Gdbserver(Peer):
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            ["gdbserver", "--multi", "127.0.0.1:0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stderr is not None
-        said = []
-        for line in self.process.stderr:
-            said.append(line)
-            match = re.search(r"Listening on port (\d+)", line)
-            if match is not None:
-                self.port = int(match.group(1))
-                break
-        else:
-            self.close()
-            raise AssertionError(f"gdbserver said {said!r}")
-        # Drained on, so that its messages never fill the pipe.
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +55,12 @@ class _Link:
     outbox: list[bytes]
     done: asyncio.Event
     ended: bool = False
+    #: The plain socket the tracer thread may write to itself (None: TLS, serial).
+    sock: socket.socket | None = None
+    #: Writes handed to the I/O thread, and those it has made (each counted by one
+    #: thread): equal when nothing waits there.
+    handed: int = 0
+    written: int = 0
 
 
 class ProcessServer:
@@ -149,6 +157,10 @@ class ProcessServer:
             if self._stopping:
                 return
             link = _Link(writer, label, RspConnection(Role.SERVER), [], asyncio.Event())
+            if writer.get_extra_info("ssl_object") is None:
+                raw = writer.get_extra_info("socket")
+                if raw is not None:
+                    link.sock = socket.socket(fileno=os.dup(raw.fileno()))
             self._post(("connect", link))
             try:
                 while not link.ended:
@@ -163,8 +175,10 @@ class ProcessServer:
 
     def _post(self, item: tuple[str, Any]) -> None:
         self._events.put(item)
+        # a stopped target's tracer waits on the queue; only a running one needs its
+        # wait_event cut short (the tracer looks at the queue before it waits there)
         target = self._target
-        if target is not None:
+        if target is not None and target.running:
             target.wake()
 
     # ------------------------------------------------------------ tracer thread
@@ -188,7 +202,7 @@ class ProcessServer:
         link: _Link | None = None
         try:
             while True:
-                if link is not None and target.running:
+                if link is not None and target.running and self._events.empty():
                     event = target.wait_event(None)
                     if event is not None:
                         reply = stub.on_event(event)
@@ -264,9 +278,34 @@ class ProcessServer:
             self._write(link, data)
 
     def _write(self, link: _Link, data: bytes) -> None:
-        if data:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(link.writer.write, data)
+        """Tracer thread: ``data`` to the client, in order. On a plain socket with
+        nothing waiting before it, written here at once (a hand-off to the I/O thread
+        costs more than the write, and gdb waits for every reply)."""
+        if not data:
+            return
+        sock = link.sock
+        if (
+            sock is not None
+            and link.handed == link.written
+            and not link.writer.transport.get_write_buffer_size()
+        ):
+            try:
+                sent = sock.send(data, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return  # the I/O thread sees the connection end
+            data = data[sent:]
+            if not data:
+                return
+        link.handed += 1
+
+        def write() -> None:
+            link.writer.write(data)
+            link.written += 1
+
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(write)
 
     def _leave(self, stub: GdbStub, link: _Link) -> None:
         """The client went: keep its processes, stopped, for the next one."""
@@ -286,6 +325,8 @@ class ProcessServer:
 
         def finish() -> None:
             link.writer.close()
+            if link.sock is not None:
+                link.sock.close()
             link.done.set()
 
         with contextlib.suppress(RuntimeError):
