@@ -271,6 +271,19 @@ def pipe(tmp_path: Path) -> Iterator[OutputPipe]:
 # ---------------------------------------------------------------- processes
 
 
+def tls_files(directory: Path) -> tuple[str, str, str]:
+    """A certificate for 127.0.0.1 and localhost, its key and its authority's
+    certificate (trustme), written into ``directory``: (cert, key, cafile)."""
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1", "localhost")
+    cert, key, ca = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    return str(cert), str(key), str(ca)
+
+
 def process_state(pid: int) -> str | None:
     """The state letter of ``pid`` in /proc (``Z`` for a zombie), None if gone."""
     try:

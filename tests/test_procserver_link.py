@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import trustme
-from conftest import WAIT, Programs
+from conftest import WAIT, Programs, tls_files
 from procserver_support import Gdbserver, Lindbgsrv
 
 from lindbg.arch.x86_64_gdb import RegisterLayout
@@ -220,12 +219,7 @@ def any_lindbgsrv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Li
     if request.param == "tcp":
         server = Lindbgsrv()
     else:
-        authority = trustme.CA()
-        issued = authority.issue_cert("localhost", "127.0.0.1")
-        ca, cert, key = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
-        authority.cert_pem.write_to_path(str(ca))
-        cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-        issued.private_key_pem.write_to_path(str(key))
+        cert, key, ca = tls_files(tmp_path)
         server = Lindbgsrv(f"ssl:port=0,cert={cert},key={key}", f"ssl:server=localhost,cafile={ca}")
     try:
         yield server

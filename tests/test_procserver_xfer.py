@@ -415,13 +415,12 @@ def processes() -> dict[int, dict[str, str]]:
 
 
 def test_osdata_lists_this_process_and_a_childs_command_escaped() -> None:
-    argv = [sys.executable, "-c", "import time; time.sleep(60)", "<a & \"b\" 'c'>"]
-    child = subprocess.Popen(argv)
+    script = "import sys, time; print('ready', flush=True); time.sleep(60)"
+    argv = [sys.executable, "-c", script, "<a & \"b\" 'c'>"]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + WAIT
-        while procfs.command_line(child.pid) != argv:  # until the exec is done
-            assert time.monotonic() < deadline, "the child did not start"
-            time.sleep(0.01)
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"  # it runs: its exec is done
         table = processes()
     finally:
         child.kill()

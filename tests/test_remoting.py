@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Programs, Recorder
+from conftest import Programs, Recorder, tls_files
 from remoting_support import Served
 
 import lindbg
@@ -281,20 +281,9 @@ def test_q_from_a_remote_client_ends_the_session_for_everyone(served: Served, pr
         os.kill(process.pid, 0)
 
 
-def _certificates(tmp_path: Path) -> tuple[str, str, str]:
-    trustme = pytest.importorskip("trustme")
-    authority = trustme.CA()
-    certificate = authority.issue_cert("127.0.0.1", "localhost")
-    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    certificate.cert_chain_pems[0].write_to_path(str(cert))
-    certificate.private_key_pem.write_to_path(str(key))
-    authority.cert_pem.write_to_path(str(ca))
-    return str(cert), str(key), str(ca)
-
-
 @pytest.mark.parametrize("transport", ["ssl", "spipe"])
 def test_tls_servers_verify_and_carry_the_session(served: Served, tmp_path: Path, transport: str) -> None:
-    cert, key, ca = _certificates(tmp_path)
+    cert, key, ca = tls_files(tmp_path)
     where = "port=0" if transport == "ssl" else f"pipe={_pipe_name(transport)}"
     entry = served.start(f"{transport}:{where},cert={cert},key={key},password=pw")
     assert "Password=*" in entry.line()

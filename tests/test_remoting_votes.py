@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Programs
+from conftest import Programs, tls_files
 from remoting_support import Served
 
 import lindbg
@@ -41,13 +41,7 @@ def _options(transport: str, tmp_path: Path) -> tuple[str, str]:
         return "tcp:port=0", ""
     if transport == "npipe":
         return f"npipe:pipe=votes-{threading.get_ident()}", ""
-    trustme = pytest.importorskip("trustme")
-    authority = trustme.CA()
-    issued = authority.issue_cert("127.0.0.1", "localhost")
-    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    authority.cert_pem.write_to_path(str(ca))
+    cert, key, ca = tls_files(tmp_path)
     return f"ssl:port=0,cert={cert},key={key}", f"cafile={ca}"
 
 

@@ -31,7 +31,7 @@ from lindbg.errors import LindbgError
 from lindbg.procserver import xfer
 from lindbg.procserver.vfile import HostFiles
 from lindbg.protocols import gdb_signals
-from lindbg.protocols.rsp import PayloadError, hex_decode, hex_encode
+from lindbg.protocols.rsp import hex_decode, hex_encode
 from lindbg.targets.base import EventKind, ResumeMode, TargetEvent
 
 if TYPE_CHECKING:
@@ -104,8 +104,8 @@ class GdbStub:
 
     Args:
         target: the live target every process is in (shared by successive clients).
-        on_exit_request: called for ``monitor exit`` (``qRcmd``) and ``vKill`` of
-            the last process when the server should end.
+        on_exit_request: called for ``monitor exit`` (``qRcmd``): the server
+            should end.
     """
 
     def __init__(
@@ -159,11 +159,8 @@ class GdbStub:
             return self._dispatch(payload)
         except PacketError as error:
             return b"E%02x" % (error.code & 0xFF)
-        except (PayloadError, ValueError, KeyError, IndexError):
-            return b"E01"
-        except LindbgError:
-            return b"E01"
-        except OSError:
+        except (LindbgError, OSError, ValueError, KeyError, IndexError):
+            # a malformed argument (PayloadError among them) or a target that refused
             return b"E01"
 
     def _dispatch(self, payload: bytes) -> Reply:
