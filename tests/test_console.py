@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import Programs
+from procserver_support import Lindbgsrv
 
 LINDBG = [sys.executable, "-m", "lindbg.cli.lindbg_main"]
 
@@ -123,11 +125,44 @@ def test_semicolons_comments_and_end_of_input_as_quit(programs: Programs) -> Non
     assert run.returncode == 0
 
 
-def test_premote_is_refused_in_one_line() -> None:
-    run = console(["-premote", "tcp:server=127.0.0.1,port=5005", "/bin/true"])
-    assert run.returncode == 2
+def test_premote_with_nobody_listening_is_one_line_and_status_1() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = console(["-premote", f"tcp:server=127.0.0.1,port={port}", "/bin/true"])
+    assert run.returncode == 1
     assert run.stderr.strip().count("\n") == 0
-    assert "-premote" in run.stderr
+    assert str(port) in run.stderr
+
+
+def test_premote_and_a_core_file_is_refused() -> None:
+    run = console(["-premote", "tcp:server=127.0.0.1,port=1", "-z", "core"])
+    assert run.returncode == 2
+    assert "-premote" in run.stderr and run.stderr.strip().count("\n") == 0
+
+
+def test_the_console_through_lindbgsrv_answers_as_it_does_here(programs: Programs) -> None:
+    script = "bp data!report\ng\nk\nr rdi\n? poi(data!message)\n~\nlm\n.tlist\n.endpsrv\nq\n"
+    here = console([programs.path("data")], stdin=script.replace(".endpsrv\n", ""))
+    server = Lindbgsrv()
+    try:
+        there = console(["-premote", server.address, programs.path("data")], stdin=script)
+        assert server.exited() == 0  # .endpsrv
+    finally:
+        server.close()
+    assert there.returncode == 0, there.stderr
+    for command in ("r rdi", "? poi(data!message)"):
+        assert after(there.stdout, command) == after(here.stdout, command), command
+    # the stack and libc addresses differ (each run is laid out anew); the frames do not
+    assert [line.split()[2:] for line in after(there.stdout, "k")] == [
+        line.split()[2:] for line in after(here.stdout, "k")
+    ]
+    assert after(there.stdout, "~")[0].startswith(".  0  Id: ")
+    modules = [line.split()[2] for line in after(there.stdout, "lm")[1:]]
+    assert modules == [line.split()[2] for line in after(here.stdout, "lm")[1:]]
+    pids = [line for line in after(there.stdout, ".tlist") if line.endswith(" data")]
+    assert len(pids) == 1
+    assert after(there.stdout, ".endpsrv") == [f"Process server tcp 127.0.0.1:{server.port} told to exit."]
 
 
 def test_a_bad_server_option_is_one_line_and_status_2() -> None:

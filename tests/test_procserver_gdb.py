@@ -169,7 +169,7 @@ class Client:
         self.sock.close()
 
 
-def test_a_second_client_finds_the_process_stopped_where_the_first_left_it(programs: Programs) -> None:
+def test_a_second_client_finds_the_process_stopped_where_the_first_left_it_without_its_breakpoints(programs: Programs) -> None:
     server = Server("-c", f"{programs.path('checksum')} 3")
     try:
         assert server.first_pid is not None
@@ -184,8 +184,7 @@ def test_a_second_client_finds_the_process_stopped_where_the_first_left_it(progr
         second = Client(server.port)
         second.ask(b"qSupported:multiprocess+;swbreak+")
         assert second.ask(b"?") == stop
-        assert second.ask(b"vCont;c").startswith(b"T05")  # the breakpoint is still there
-        assert second.ask(b"z0,%x,1" % address) == b"OK"
+        # the breakpoint went with the client that set it: the program runs to its end
         exited = second.ask(b"vCont;c")
         assert exited == b"W00;process:%x" % server.first_pid
         assert second.ask(b"qRcmd,%s" % b"exit".hex().encode()) == b"OK"

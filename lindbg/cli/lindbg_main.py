@@ -1,9 +1,9 @@
 """``lindbg``: the cdb-style console (DESIGN.md section 6).
 
 ``lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS]
-[-server OPTIONS]... [-p PID | -z CORE | PROGRAM ARGS...]``, or
-``lindbg -remote OPTIONS`` to join a debugging server's session. ``-premote``
-(process servers) is refused with a one-line message until they exist.
+[-server OPTIONS]... [-premote OPTIONS] [-p PID | -z CORE | PROGRAM ARGS...]``, or
+``lindbg -remote OPTIONS`` to join a debugging server's session. ``-premote`` debugs
+through a process server (``lindbgsrv``, ``gdbserver --multi``) as a smart client.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from lindbg.os.linux.procfs import hide_own_passwords
 
 USAGE = (
     "usage: lindbg [-c CMDS] [-cf FILE] [-g] [-G] [-y SYMPATH] [-i IMAGEDIRS] [-server OPTIONS]"
-    " [-p PID | -z CORE | PROGRAM ARGS...]\n       lindbg -remote OPTIONS"
+    " [-premote OPTIONS] [-p PID | -z CORE | PROGRAM ARGS...]\n       lindbg -remote OPTIONS"
 )
-_RESERVED = ("-premote",)
 HELP = f"""{USAGE}
 
 A cdb-style console for Linux user-mode processes, on lindbg's engine.
@@ -49,10 +48,13 @@ A cdb-style console for Linux user-mode processes, on lindbg's engine.
                  com:port=DEVICE,baud=N   (persist=SECONDS keeps a dropped client's place)
   -remote OPTS   join a debugging server's session instead:
                  tcp:server=HOST,port=P[,password=W]   npipe:pipe=NAME   ssl:server=HOST,port=P[,cafile=FILE]
+  -premote OPTS  debug through a process server (lindbgsrv, gdbserver --multi): the
+                 program (or -p PID) runs there, symbols and commands stay here:
+                 tcp:server=HOST,port=P   npipe:pipe=NAME   ssl:server=HOST,port=P[,cafile=FILE]
 
 At the prompt, .help lists the commands; .server, .servers, .endsrv and .clients
-manage debugging servers. Process servers (-premote, lindbgsrv) are not part of this
-lindbg yet."""
+manage debugging servers; .tlist lists the processes of the machine the programs run
+on and .endpsrv makes the process server exit."""
 
 
 class HelpRequested(Exception):
@@ -71,6 +73,8 @@ class Options:
     servers: list[str] = field(default_factory=list)
     #: The server to join (-remote); the rest of the command line must be empty.
     remote: str | None = None
+    #: The process server to debug through (-premote).
+    premote: str | None = None
     #: Directories searched for a core's mapped files that moved (cdb's -i), ':'-separated.
     image_path: str = ""
     program: list[str] = field(default_factory=list)
@@ -84,10 +88,6 @@ def parse_arguments(argv: list[str]) -> Options:
         arg = argv[index]
         if arg in ("-h", "--help", "-?") and not options.program:
             raise HelpRequested
-        if arg in _RESERVED:
-            raise ValueError(
-                f"lindbg: {arg}: this lindbg has no process servers yet (debugging servers: -server, -remote)"
-            )
         if arg == "-c":
             index += 1
             options.commands.append(_need(argv, index, arg))
@@ -101,6 +101,9 @@ def parse_arguments(argv: list[str]) -> Options:
         elif arg == "-remote":
             index += 1
             options.remote = _need(argv, index, arg)
+        elif arg == "-premote":
+            index += 1
+            options.premote = _need(argv, index, arg)
         elif arg == "-g":
             options.skip_initial_break = True
         elif arg == "-G":
@@ -126,8 +129,10 @@ def parse_arguments(argv: list[str]) -> Options:
             options.program = argv[index:]
             break
         index += 1
+    if options.premote is not None and options.dump:
+        raise ValueError("lindbg: -premote debugs live processes: a core file (-z) is opened here")
     if options.remote is not None and (
-        options.program or options.pid is not None or options.dump or options.servers
+        options.program or options.pid is not None or options.dump or options.servers or options.premote
     ):
         raise ValueError(
             "lindbg: -remote joins a server's session: give no program, -p, -z or -server with it"
@@ -170,12 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     if options.symbol_path is not None:
         client.set_symbol_path(options.symbol_path)
     try:
+        if options.premote is not None:
+            language.process_server = client.connect_process_server(options.premote)
+        where = language.process_server
         if options.pid is not None:
-            client.attach_process(options.pid)
+            client.attach_process(options.pid, server=where)
         elif options.dump is not None:
             open_dump(interp, options.dump, [d for d in options.image_path.split(":") if d])
         elif options.program:
-            client.create_process(options.program)
+            client.create_process(options.program, server=where)
     except LindbgError as error:
         print(f"lindbg: {error}", file=sys.stderr)
         return 1

@@ -77,14 +77,19 @@ def set_breakpoints_matching(interp: Interpreter, parsed: ParsedCommand) -> None
         interp.say(f'{bp.id:3d}: {formatting.addr17(address)} @!"{name}"')
 
 
+_BA_ARGUMENTS = re.compile(r"(rw|e|w|r)\s*([1248])\s+(\S.*)")
+
+
 @command("ba")
 def set_hardware(interp: Interpreter, parsed: ParsedCommand) -> None:
-    parts = parsed.args.split()
-    if len(parts) < 3 or parts[0] not in ("e", "w", "r", "rw"):
+    # cdb takes the size joined to the access (``ba w4 addr``) or apart (``ba w 4 addr``)
+    match = _BA_ARGUMENTS.fullmatch(parsed.args.strip())
+    if match is None:
         raise CommandError("Syntax")
+    access, size, where = match.groups()
     from lindbg.commands.data import evaluate
 
-    interp.client.add_breakpoint(evaluate(interp, parts[2]), access=parts[0], size=int(parts[1]))
+    interp.client.add_breakpoint(evaluate(interp, where), access=access, size=int(size))
 
 
 @command("bl")

@@ -24,6 +24,7 @@ from lindbg.errors import LindbgError, NoDebuggeeError
 
 if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
+    from lindbg.targets.remote.connection import ProcessServerConnection
 
 Handler = Callable[["Interpreter", ParsedCommand], None]
 
@@ -65,6 +66,9 @@ class CommandLanguage:
         self.last_command_line = ""
         #: Set by any client's `q`: every console of the engine leaves.
         self.quit_requested = False
+        #: The process server `.create`, `.attach`, `.tlist` and `.endpsrv` use
+        #: (``lindbg -premote``); None: this machine.
+        self.process_server: ProcessServerConnection | None = None
         self._interpreters: weakref.WeakKeyDictionary[DebugClient, Interpreter] = weakref.WeakKeyDictionary()
 
     def interpreter(self, client: DebugClient) -> Interpreter:

@@ -1,9 +1,11 @@
-"""Debugging-server commands: .server, .servers, .endsrv, .clients (DESIGN section 4)."""
+"""Server commands: debugging servers (.server, .servers, .endsrv, .clients; DESIGN
+section 4) and process servers (.tlist, .endpsrv; section 5)."""
 
 from __future__ import annotations
 
 from lindbg.commands.interpreter import CommandError, Interpreter, command
 from lindbg.commands.parser import ParsedCommand
+from lindbg.errors import InvalidOperationError
 from lindbg.transports.options import masked
 
 
@@ -47,3 +49,36 @@ def end_server(interp: Interpreter, parsed: ParsedCommand) -> None:
 def clients(interp: Interpreter, parsed: ParsedCommand) -> None:
     for line in interp.client.connected_clients():
         interp.say(line)
+
+
+@command(".tlist")
+def task_list(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """``.tlist [-v]``: the processes of the machine the session's programs run on
+    (the process server's under ``-premote``), ``0n<pid> <program>`` by pid; ``-v``
+    shows each whole command line."""
+    verbose = parsed.args.strip() == "-v"
+    if parsed.args.strip() not in ("", "-v"):
+        raise CommandError("Syntax")
+    for pid, command_line in interp.client.running_processes(interp.shared.process_server):
+        if verbose:
+            interp.say(f"0n{pid} {command_line}")
+        else:
+            interp.say(f"0n{pid} {_program_name(command_line)}")
+
+
+@command(".endpsrv")
+def end_process_server(interp: Interpreter, parsed: ParsedCommand) -> None:
+    """Make the current process server (``-premote``) exit."""
+    server = interp.shared.process_server
+    if server is None:
+        raise InvalidOperationError("no process server: this session runs on this machine (lindbg -premote)")
+    interp.client.end_process_server(server)
+    interp.shared.process_server = None
+    interp.say(f"Process server {server.label} told to exit.")
+
+
+def _program_name(command_line: str) -> str:
+    """The file name of a command line's program (a kernel thread's ``[name]`` whole)."""
+    if command_line.startswith("["):
+        return command_line
+    return command_line.split(" ", 1)[0].rsplit("/", 1)[-1]

@@ -86,7 +86,7 @@ def create(interp: Interpreter, parsed: ParsedCommand) -> None:
 
     if not parsed.args.strip():
         raise CommandError("Syntax")
-    interp.client.create_process(parsed.args.strip())
+    interp.client.create_process(parsed.args.strip(), server=interp.shared.process_server)
     interp.shared.last_command_line = parsed.args.strip()
     show_stop(interp)
 
@@ -99,7 +99,7 @@ def attach(interp: Interpreter, parsed: ParsedCommand) -> None:
 
     if not parsed.args.strip():
         raise CommandError("Syntax")
-    interp.client.attach_process(evaluate(interp, parsed.args))
+    interp.client.attach_process(evaluate(interp, parsed.args), server=interp.shared.process_server)
     show_stop(interp)
 
 
@@ -114,7 +114,7 @@ def restart(interp: Interpreter, parsed: ParsedCommand) -> None:
         raise CommandError("No runnable debuggees")
     if interp.client.get_execution_status() != Status.NO_DEBUGGEE:
         interp.client.end_session(EndFlags.ACTIVE_TERMINATE)
-    interp.client.create_process(command_line)
+    interp.client.create_process(command_line, server=interp.shared.process_server)
     show_stop(interp)
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lindbg.remoting.server import ServerEntry
     from lindbg.symbols.types import Type
     from lindbg.symbols.values import Value
+    from lindbg.targets.remote.connection import ProcessServerConnection
 
 _StdioSpec = Any  # an int file descriptor, an object with fileno(), or None
 
@@ -48,9 +49,14 @@ def _fd(spec: _StdioSpec) -> int | None:
 
 
 def _target_of(server: Any) -> Target | None:
-    """The target a ``server=`` argument names (None: this machine)."""
+    """The target a ``server=`` argument names (None: this machine); engine thread
+    (a process server connection's target is made over its link on first use)."""
     if server is None or isinstance(server, Target):
         return server
+    from lindbg.targets.remote.connection import ProcessServerConnection
+
+    if isinstance(server, ProcessServerConnection):
+        return server.target
     raise InvalidOperationError(f"not a process server: {server!r}")
 
 
@@ -151,18 +157,18 @@ class DebugClient:
             argv_or_cmdline: argv list, or a command line split like a shell would (no shell runs).
             env: the whole environment (None: inherit). cwd: working directory.
             options: ``ProcessOptions`` bits (DETACH_ON_EXIT, ONLY_THIS_PROCESS).
-            server: where the process runs: None for this machine, or a ``Target``
-                (an embedder's own kind of target; the tests' scripted one).
+            server: where the process runs: None for this machine, a process server
+                (``connect_process_server``'s handle), or a ``Target`` (an embedder's
+                own kind of target; the tests' scripted one).
             stdin, stdout, stderr: file descriptors or file objects for the program.
         Raises:
             TargetAccessError: the program could not be started (names it and why).
         """
-        where = _target_of(server)
         stdio = (_fd(stdin), _fd(stdout), _fd(stderr))
         engine = self._engine
         try:
             return engine.call(
-                lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio, where)
+                lambda: engine.create_process(argv_or_cmdline, env, cwd, options, stdio, _target_of(server))
             )
         finally:
             for spec, fd in zip((stdin, stdout, stderr), stdio, strict=True):
@@ -170,10 +176,11 @@ class DebugClient:
                     os.close(fd)
 
     def attach_process(self, pid: int, server: Any = None, options: int = 0) -> Process:
-        """Attach to every thread of ``pid``; returns with the target stopped."""
-        where = _target_of(server)
+        """Attach to every thread of ``pid``; returns with the target stopped.
+        ``server``: as for ``create_process``; a process that a process server
+        already holds stopped (its last client went) is taken over as it is."""
         engine = self._engine
-        return engine.call(lambda: engine.attach_process(int(pid), options, where))
+        return engine.call(lambda: engine.attach_process(int(pid), options, _target_of(server)))
 
     def open_dump_file(self, path: str, image_dirs: Sequence[str] = ()) -> Process:
         """Open an ELF core file as the target (dbgeng's OpenDumpFile + the first
@@ -545,6 +552,53 @@ class DebugClient:
         if not servers:
             raise InvalidOperationError("no process server was started in this process")
         return bool(servers[0].wait(timeout))
+
+    def connect_process_server(self, options: str) -> ProcessServerConnection:
+        """Connect to a process server (``lindbgsrv``, ``gdbserver --multi``) as a
+        smart client: the handle goes to ``create_process``/``attach_process`` as
+        ``server=``; the engine, symbols and commands stay here.
+
+        Raises:
+            TransportError: bad options, or nobody answers there.
+            NegotiationError: the peer is not an extended-remote RSP server.
+        """
+        from lindbg.targets.remote.connection import ProcessServerConnection
+
+        engine = self._engine
+
+        def connect() -> ProcessServerConnection:
+            connection = ProcessServerConnection.connect(options)
+            engine.process_server_connections.append(connection)
+            return connection
+
+        return engine.call(connect)
+
+    def disconnect_process_server(self, server: ProcessServerConnection) -> None:
+        """End this engine's link to a process server; the server runs on (and
+        ``lindbgsrv`` keeps its processes stopped for the next client).
+
+        Raises:
+            InvalidOperationError: the session debugs through it (end the session first).
+        """
+        engine = self._engine
+        engine.call(lambda: engine.drop_process_server(server, end=False))
+
+    def end_process_server(self, server: ProcessServerConnection) -> None:
+        """Ask a process server to exit (``monitor exit``, ``.endpsrv``) and close
+        the link. A session debugging through it is terminated first (its programs
+        would go with the server)."""
+        engine = self._engine
+        engine.call(lambda: engine.drop_process_server(server, end=True))
+
+    def get_running_process_system_ids(self, server: ProcessServerConnection | None = None) -> list[int]:
+        """Pids of the processes on the server's machine (None: this machine)."""
+        return [pid for pid, _ in self.running_processes(server)]
+
+    def running_processes(self, server: ProcessServerConnection | None = None) -> list[tuple[int, str]]:
+        """(pid, command line) of each process on the server's machine (None: this
+        machine), by pid: what ``.tlist`` shows."""
+        engine = self._engine
+        return engine.call(lambda: engine.running_processes(server))
 
     def servers(self) -> list[ServerEntry]:
         """The servers of this engine, by id, as ``.servers`` lists them."""

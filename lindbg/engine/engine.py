@@ -31,6 +31,7 @@ from lindbg.constants import (
     CES,
     CSS,
     CodeLevel,
+    EndFlags,
     EventFilter,
     EventMask,
     Notify,
@@ -50,6 +51,7 @@ from lindbg.engine.handles import (
     ExceptionInfo,
     Frame,
     LastEvent,
+    Module,
     Process,
     Thread,
     ThreadDetails,
@@ -86,6 +88,7 @@ if TYPE_CHECKING:
     from lindbg.engine.client import DebugClient
     from lindbg.engine.frame_inspector import FrameInspector
     from lindbg.remoting.server import ServerHub
+    from lindbg.targets.remote.connection import ProcessServerConnection
 
 _T = TypeVar("_T")
 
@@ -199,7 +202,7 @@ class Engine:
         self.swallowed_signals: set[int] = set()
         #: (tid, signal, first_chance, address) of the exception the target is stopped on.
         self.held_signal: tuple[int, int, bool, int] | None = None
-        self.symbols = SymbolIndex(self._process_reader)
+        self.symbols = SymbolIndex(self._process_reader, self._image_file)
         #: Directories searched for source files whose DWARF path does not exist (``.srcpath``).
         self.source_path: list[str] = []
         #: cdb's ``l+``/``l-`` bits; TRACE_LINES mirrors the code level.
@@ -215,6 +218,8 @@ class Engine:
         self.unusable_reason: str | None = None
         #: The debugging servers and remote clients (``lindbg.remoting``), once one starts.
         self.servers: ServerHub | None = None
+        #: Process servers this engine is a smart client of (``connect_process_server``).
+        self.process_server_connections: list[ProcessServerConnection] = []
         #: True while others share the session (a server runs or a remote client is
         #: connected): each command is shown to the other clients.
         self.shared = False
@@ -250,13 +255,17 @@ class Engine:
         """Run ``fn`` on the engine thread and return its result (any thread)."""
         self.check_usable()
         if threading.get_ident() == self.thread_ident:
-            return fn()
+            try:
+                return fn()
+            finally:
+                self._end_if_lost()
         caller = self.inbox_for(threading.get_ident())
 
         def run_and_wake() -> Any:
             try:
                 return fn()
             finally:
+                self._end_if_lost()
                 caller.wake()
 
         reply = self.inbox.post(run_and_wake)
@@ -315,6 +324,37 @@ class Engine:
                 f" before you {what}"
             )
         return self.target
+
+    # ------------------------------------------------------- process servers
+
+    def drop_process_server(self, connection: ProcessServerConnection, *, end: bool) -> None:
+        """Close a smart client's link (``end``: ask the server to exit first, after
+        terminating the session if it debugs through that server).
+
+        Raises:
+            InvalidOperationError: not ours, or (``end`` False) the session debugs through it.
+        """
+        if connection not in self.process_server_connections:
+            raise InvalidOperationError(f"not a process server of this engine: {connection!r}")
+        if self.target is not None and self.target is connection.made_target:
+            if not end:
+                raise InvalidOperationError(
+                    f"the session debugs through {connection.label}: end it (.detach, .kill) first"
+                )
+            self.end_session(EndFlags.ACTIVE_TERMINATE)  # its programs go with the server
+        self.process_server_connections.remove(connection)
+        if end:
+            connection.end_server()
+        else:
+            connection.close()
+
+    def running_processes(self, connection: ProcessServerConnection | None) -> list[tuple[int, str]]:
+        """(pid, command line) of the processes on ``connection``'s machine (None: here)."""
+        if connection is None:
+            from lindbg.procserver.xfer import osdata_processes, parse_osdata_processes
+
+            return parse_osdata_processes(osdata_processes())
+        return connection.running_process_ids()
 
     @property
     def session_target(self) -> Target:
@@ -645,6 +685,16 @@ class Engine:
                 self.fail(error)
                 return True
 
+    def _end_if_lost(self) -> None:
+        """A call found the target unreachable (its link died): end the session with
+        FAILURE now, not at the next wait."""
+        target = self.target
+        if target is None or not self.session.active:
+            return
+        reason = target.lost
+        if reason is not None:
+            self.fail(TargetAccessError(reason))
+
     def fail(self, error: BaseException) -> None:
         """The session cannot go on: report it, clean up, end with FAILURE."""
         self.dispatch.notify(EventMask.SYSTEM_ERROR, "system_error", getattr(error, "errno", 0) or 0, 1)
@@ -667,6 +717,12 @@ class Engine:
         if target is None or pid not in target.process_ids():
             return None
         return target.memory_reader(pid)
+
+    def _image_file(self, module: Module) -> str:
+        target = self.target
+        if target is None:
+            return module.path
+        return target.image_file(module.pid, module.path, module.build_id)
 
     def memory_reader(self) -> Callable[[int, int], bytes]:
         target = self.require_session()

@@ -133,9 +133,15 @@ class Located:
 class SymbolIndex:
     """Every module's symbols for one engine, keyed by module identity."""
 
-    def __init__(self, reader: Callable[[int], ReadMemory | None] = lambda pid: None) -> None:
+    def __init__(
+        self,
+        reader: Callable[[int], ReadMemory | None] = lambda pid: None,
+        image_file: Callable[[Module], str] = lambda module: module.path,
+    ) -> None:
         #: The memory of a process by pid (the vDSO's image is read from it).
         self._reader = reader
+        #: The local file holding a module's image (another machine's target fetches it).
+        self._image_file = image_file
         self.search_paths: list[str] = []
         self._by_module: dict[tuple[int, int, str], ModuleSymbols] = {}
         self._vdso_files: dict[str, str] = {}
@@ -148,6 +154,8 @@ class SymbolIndex:
             read = read or self._reader(module.pid)
             if path == "[vdso]" and read is not None:
                 path = self._vdso_copy(module, read)
+            else:
+                path = self._image_file(module)
             found = self._by_module[key] = ModuleSymbols(module, self.search_paths, path)
         return found
 

@@ -120,7 +120,9 @@ __all__ = [
 ]
 
 #: What we tell the server we understand (qSupported).
-CLIENT_FEATURES = b"multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+;xmlRegisters=i386"
+CLIENT_FEATURES = (
+    b"multiprocess+;swbreak+;hwbreak+;vContSupported+;no-resumed+;xmlRegisters=i386;lindbg-stops+"
+)
 #: The PacketSize assumed when the server gives none (gdb's default is smaller; the
 #: manual's minimum for a g packet of x86-64 fits).
 DEFAULT_PACKET_SIZE = 4096
@@ -554,6 +556,11 @@ class RspLink:
             self._layout = None  # no process yet (gdbserver --multi): read on first use
 
     # ------------------------------------------------------------ state
+
+    @property
+    def failure(self) -> str | None:
+        """Why the link is dead (closed, or lost and how); None while it works."""
+        return self._dead
 
     @property
     def closed(self) -> bool:

@@ -19,6 +19,7 @@ Thread ids are multiprocess (``p<pid>.<tid>``, hex) once the client said
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import re
@@ -53,6 +54,12 @@ PACKET_SIZE = 256 * 1024
 MAX_TRANSFER = 128 * 1024
 #: The registers every stop reply carries: rbp, rsp, rip (gdb regnums 6, 7, 16).
 EXPEDITED = (6, 7, 16)
+#: What a client that says ``lindbg-stops+`` in qSupported gets instead: every
+#: general register (rax ... gs, orig_rax, fs_base, gs_base), so that its engine
+#: needs no ``g`` after a stop.
+EXPEDITED_ALL = (*range(24), 57, 58, 59)
+#: The qSupported feature by which a lindbg client asks for ``EXPEDITED_ALL``.
+FULL_STOPS_FEATURE = b"lindbg-stops+"
 
 _OK = b"OK"
 _EMPTY = b""
@@ -60,7 +67,8 @@ _FEATURES = (
     f"PacketSize={PACKET_SIZE:x};QStartNoAckMode+;multiprocess+;swbreak+;hwbreak+;"
     "qXfer:features:read+;qXfer:auxv:read+;qXfer:libraries-svr4:read+;qXfer:exec-file:read+;"
     "qXfer:osdata:read+;vContSupported+;QEnvironmentHexEncoded+;QEnvironmentReset+;"
-    "QEnvironmentUnset+;QSetWorkingDir+;QDisableRandomization+;QThreadEvents+;no-resumed+"
+    "QEnvironmentUnset+;QSetWorkingDir+;QDisableRandomization+;QThreadEvents+;no-resumed+;"
+    "lindbg-stops+"
 ).encode()
 _WATCH_KINDS = {
     1: x86_64.WatchKind.EXECUTE,
@@ -122,6 +130,8 @@ class GdbStub:
         #: The client asked for no-ack mode: the server switches after the OK.
         self.no_ack_requested = False
         self.thread_events = False
+        #: The client asked for every general register in stop replies.
+        self.full_stops = False
         self.launch = LaunchSettings()
         self._g_thread = 0
         self._c_thread = 0
@@ -131,17 +141,23 @@ class GdbStub:
         self._layout = x86_64_gdb.RegisterLayout.default()
 
     def new_connection(self) -> None:
-        """A client connected: what it negotiates starts afresh; the processes,
-        their breakpoints and the last stop stay."""
+        """A client connected: what it negotiates starts afresh; the processes and
+        the last stop stay."""
         self.multiprocess = False
         self.extended = False
         self.no_ack_requested = False
         self.thread_events = False
+        self.full_stops = False
         self._host_files.close_all()  # files are the connection's, not the server's
 
     def end_connection(self) -> None:
-        """The client went: close the files it opened."""
+        """The client went: close the files it opened and remove its breakpoints and
+        watchpoints (they were its own; the next client sets its own, as gdb does)."""
         self._host_files.close_all()
+        for pid in {key[0] for key in self._points}:
+            with contextlib.suppress(LindbgError, OSError):
+                self._drop_points(pid)
+        self._points.clear()
 
     # ------------------------------------------------------------ dispatch
 
@@ -465,6 +481,7 @@ class GdbStub:
         if name == b"qSupported":
             features = args.split(b";")
             self.multiprocess = b"multiprocess+" in features
+            self.full_stops = FULL_STOPS_FEATURE in features
             return _FEATURES
         if name == b"QStartNoAckMode":
             self.no_ack_requested = True
@@ -624,6 +641,11 @@ class GdbStub:
         """The stop reply for ``event``, or None when the target ran on without
         telling the client (a thread's birth, a fork, an exec it did not ask about)."""
         kind = event.kind
+        if self.thread_events and kind is EventKind.CREATE_THREAD:
+            self._g_thread = self._c_thread = event.new_id
+            return b"T05thread:" + self._thread_text(event.pid, event.new_id) + b";create:;"
+        if self.thread_events and kind is EventKind.EXIT_THREAD:
+            return b"w%02x;" % (event.code & 0xFF) + self._thread_text(event.pid, event.tid)
         if kind in (EventKind.CREATE_THREAD, EventKind.EXIT_THREAD, EventKind.EXEC):
             self.target.resume(ResumeMode.CONTINUE, event.tid, 0)
             return None
@@ -661,7 +683,7 @@ class GdbStub:
         self._g_thread = self._c_thread = event.tid
         parts = [b"T%02xthread:" % signo + self._thread_text(event.pid, event.tid)]
         regs = self.target.general_registers(event.tid)
-        for regnum in EXPEDITED:
+        for regnum in EXPEDITED_ALL if self.full_stops else EXPEDITED:
             value = x86_64_gdb.read_register(regnum, regs, None, self._layout)
             if value is not None:
                 parts.append(b"%02x:%s" % (regnum, value.hex().encode()))

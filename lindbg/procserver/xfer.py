@@ -38,9 +38,11 @@ rest of lindbg. The incremental ``start=``/``prev=`` annex of gdb's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
+import xml.etree.ElementTree as ElementTree
 
 from lindbg.arch.x86_64_gdb import xfer_read
 from lindbg.errors import TargetAccessError
@@ -205,6 +207,25 @@ def osdata_processes() -> bytes:
         if item is not None:
             items.append(item)
     return ('<osdata type="processes">\n' + "".join(items) + "</osdata>\n").encode()
+
+
+def parse_osdata_processes(document: bytes) -> list[tuple[int, str]]:
+    """(pid, command) of each item of a ``<osdata type="processes">`` document
+    (ours or gdbserver's), by pid; items without a numeric pid are left out.
+
+    Raises:
+        ValueError: the document is not XML.
+    """
+    try:
+        root = ElementTree.fromstring(document)
+    except ElementTree.ParseError as error:
+        raise ValueError(f"the process list is not readable: {error}") from None
+    found: list[tuple[int, str]] = []
+    for item in root.iter("item"):
+        columns = {column.get("name"): (column.text or "") for column in item.iter("column")}
+        with contextlib.suppress(ValueError):
+            found.append((int(columns.get("pid", "")), columns.get("command", "").rstrip()))
+    return sorted(found)
 
 
 def _process_item(pid: int, users: dict[int, str]) -> str | None:

@@ -154,6 +154,12 @@ class Target(abc.ABC):
     #: Whether processes the debuggee forks are debugged too (ONLY_THIS_PROCESS clear).
     follow_forks = True
 
+    @property
+    def lost(self) -> str | None:
+        """Why the target can no longer be reached (a process server's link is gone);
+        None while it can. The engine ends the session with FAILURE when it is set."""
+        return None
+
     def refusal(self, what: str) -> InvalidOperationError:
         """The one-line error for asking this kind of target to ``what``."""
         return InvalidOperationError(f"the target is a {self.kind}: cannot {what}")
@@ -214,6 +220,12 @@ class Target(abc.ABC):
         """True if delivering ``signo`` to ``pid`` would end it: the signal's default
         action terminates and the program neither catches nor ignores it."""
         return False
+
+    def image_file(self, pid: int, path: str, build_id: str) -> str:
+        """A file on this machine holding the image ``pid`` maps from ``path`` (its
+        build-id hex, '' if none), for symbols: ``path`` itself unless the target is
+        on another machine."""
+        return path
 
     def open_files(self, pid: int) -> list[tuple[int, str]]:
         """(descriptor, what it refers to) for each open file of ``pid`` (OPEN_FILES).
