@@ -136,6 +136,9 @@ _PAGE = 4096
 _OUTPUT = re.compile(rb"O(?:[0-9a-fA-F]{2})+")
 _PACKET_NAME = re.compile(rb"[A-Za-z]+(?::[A-Za-z][A-Za-z0-9_.-]*)*")
 _HEX_NUMBER = re.compile(rb"[0-9a-fA-F]+")
+#: The T-reply field in which lindbgsrv sends a ``lindbg-stops+`` client the
+#: stopped thread's ``struct user_regs_struct`` (216 bytes, hex): one field, not 27.
+GENERAL_REGISTERS_FIELD = b"lindbg-regs"
 _THREAD = re.compile(rb"(?:p(-1|[0-9a-fA-F]+)\.)?(-1|[0-9a-fA-F]+)")
 #: gdb's File-I/O errno values that differ from Linux's ("Errno Values").
 _GDB_ERRNO_TO_HOST = {91: errno.ENAMETOOLONG, 88: errno.ENOSYS}
@@ -260,6 +263,8 @@ class StopReply:
     reason: str | None = None
     reason_value: bytes | None = None
     exit_code: int | None = None
+    #: ``lindbg-regs``: the thread's ``struct user_regs_struct``, raw (lindbgsrv only).
+    general: bytes | None = None
 
 
 def parse_thread_id(text: bytes) -> tuple[int | None, int]:
@@ -353,6 +358,7 @@ def _parse_t(body: bytes, payload: bytes) -> StopReply:
     registers: dict[int, bytes] = {}
     reason: str | None = None
     reason_value: bytes | None = None
+    general: bytes | None = None
     for part in body[2:].split(b";"):
         if not part:
             continue
@@ -368,6 +374,11 @@ def _parse_t(body: bytes, payload: bytes) -> StopReply:
                 raise BadReplyError(f"bad stop reply {payload[:40]!r}: register {name!r}: {error}") from None
         elif name == b"thread":
             pid, tid = parse_thread_id(value)
+        elif name == GENERAL_REGISTERS_FIELD:
+            try:
+                general = hex_decode(value)
+            except PayloadError as error:
+                raise BadReplyError(f"bad stop reply {payload[:40]!r}: {name!r}: {error}") from None
         elif reason is None:
             text = name.decode("ascii", "replace")
             if text in STOP_REASONS:
@@ -381,6 +392,7 @@ def _parse_t(body: bytes, payload: bytes) -> StopReply:
         registers=registers,
         reason=reason,
         reason_value=reason_value,
+        general=general,
     )
 
 

@@ -54,11 +54,9 @@ PACKET_SIZE = 256 * 1024
 MAX_TRANSFER = 128 * 1024
 #: The registers every stop reply carries: rbp, rsp, rip (gdb regnums 6, 7, 16).
 EXPEDITED = (6, 7, 16)
-#: What a client that says ``lindbg-stops+`` in qSupported gets instead: every
-#: general register (rax ... gs, orig_rax, fs_base, gs_base), so that its engine
-#: needs no ``g`` after a stop.
-EXPEDITED_ALL = (*range(24), 57, 58, 59)
-#: The qSupported feature by which a lindbg client asks for ``EXPEDITED_ALL``.
+#: The qSupported feature by which a lindbg client asks for every general register
+#: in each stop reply, as one ``lindbg-regs:`` field (``struct user_regs_struct`` in
+#: hex), so that its engine needs no ``g`` after a stop.
 FULL_STOPS_FEATURE = b"lindbg-stops+"
 
 _OK = b"OK"
@@ -683,7 +681,9 @@ class GdbStub:
         self._g_thread = self._c_thread = event.tid
         parts = [b"T%02xthread:" % signo + self._thread_text(event.pid, event.tid)]
         regs = self.target.general_registers(event.tid)
-        for regnum in EXPEDITED_ALL if self.full_stops else EXPEDITED:
+        if self.full_stops:
+            parts.append(b"lindbg-regs:" + bytes(regs).hex().encode())
+        for regnum in EXPEDITED:
             value = x86_64_gdb.read_register(regnum, regs, None, self._layout)
             if value is not None:
                 parts.append(b"%02x:%s" % (regnum, value.hex().encode()))

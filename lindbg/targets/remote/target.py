@@ -105,10 +105,12 @@ class RemoteSlot:
 class _Registers:
     """One thread's registers as read during one stop."""
 
-    __slots__ = ("extras", "fxsave", "regs", "whole")
+    __slots__ = ("expedited", "extras", "fxsave", "regs", "whole")
 
     def __init__(self) -> None:
         self.regs = UserRegs()
+        #: The stop reply's registers (regnum -> raw bytes), until ``regs`` needs them.
+        self.expedited: dict[int, bytes] | None = None
         #: The FXSAVE area rebuilt from a ``g`` reply (None until read).
         self.fxsave: bytearray | None = None
         #: Values of registers ``UserRegs`` has no room for (``ymm0h`` ...).
@@ -363,6 +365,8 @@ class RemoteTarget(Target):
         state = self._registers.get(tid)
         if state is None:
             state = self._registers[tid] = _Registers()
+        if state.expedited is not None:
+            self._expand(state)
         if not state.whole or (whole and state.fxsave is None):
             self._select(pid, tid)
             values = self.link.read_registers()
@@ -380,10 +384,10 @@ class RemoteTarget(Target):
         return self._state(tid).regs
 
     def get_register(self, tid: int, name: str) -> int:
-        if name == "rip":
-            known = self._registers.get(tid)
-            if known is not None and not self.running:
-                return int(known.regs.rip)  # expedited in every stop reply
+        if name == "rip" and not self.running:
+            known = self._known_rip(tid)  # expedited in every stop reply
+            if known >= 0:
+                return known
         state = self._state(tid)
 
         def fxsave() -> bytes | None:
@@ -510,23 +514,28 @@ class RemoteTarget(Target):
         self._thread_pid[tid] = process.pid
 
     def _record_stop(self, stop: StopReply, pid: int, tid: int) -> None:
-        """Keep what a stop reply told of the stopped thread's registers."""
+        """Keep what a stop reply told of the stopped thread's registers: all the
+        general ones (lindbgsrv's ``lindbg-regs``) or the expedited few (decoded
+        only when asked: a resumed breakpoint hit needs just the pc)."""
         self._selected = (pid, tid)
-        if not stop.registers:
-            return
-        state = _Registers()
-        layout = self.link.layout
-        held = 0
-        for regnum, value in stop.registers.items():
-            register = layout.by_regnum(regnum)
-            if register is None or len(value) != register.size:
-                continue
-            if register.name in _USER_REGISTERS:
-                x86_64_gdb.write_register(register.name, value, state.regs, None)
-                held += 1
-        state.whole = held == len(_USER_REGISTERS)
-        if held:
+        if stop.general is not None and len(stop.general) == ctypes.sizeof(UserRegs):
+            state = _Registers()
+            state.regs = UserRegs.from_buffer_copy(stop.general)
+            state.whole = True
             self._registers[tid] = state
+        elif stop.registers:
+            state = _Registers()
+            state.expedited = stop.registers
+            self._registers[tid] = state
+
+    def _expand(self, state: _Registers) -> None:
+        """Decode expedited registers into ``state.regs`` (never all of them: a
+        ``g`` fills the rest)."""
+        expedited, state.expedited = state.expedited, None
+        for regnum, value in (expedited or {}).items():
+            register = self.link.layout.by_regnum(regnum)
+            if register is not None and register.name in _USER_REGISTERS and len(value) == register.size:
+                setattr(state.regs, register.name, int.from_bytes(value, "little"))
 
     # -------------------------------------------------------------- execution
 
@@ -581,7 +590,12 @@ class RemoteTarget(Target):
     def _known_rip(self, tid: int) -> int:
         """``tid``'s pc if this stop told it (the event thread's is expedited), else -1."""
         state = self._registers.get(tid)
-        return int(state.regs.rip) if state is not None else -1
+        if state is None:
+            return -1
+        if state.expedited is not None:
+            raw = state.expedited.get(_RIP)
+            return int.from_bytes(raw, "little") if raw is not None and len(raw) == 8 else -1
+        return int(state.regs.rip)
 
     def _step_off(self, site: RemoteSite, tid: int, mode: ResumeMode) -> bool:
         """Step ``tid`` off the breakpoint it sits on, as gdb does with gdbserver
