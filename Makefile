@@ -70,6 +70,7 @@ bench: $(STAMP) $(VENV)/.bench-deps
 	$(PY) -m bench.source_level
 	$(PY) -m bench.remoting
 	$(PY) -m bench.procserver
+	$(PY) -m bench.smartclient
 
 clean:
 	rm -rf examples/build bench/build tests/build .pytest_cache .mypy_cache .ruff_cache

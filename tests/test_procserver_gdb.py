@@ -169,7 +169,9 @@ class Client:
         self.sock.close()
 
 
-def test_a_second_client_finds_the_process_stopped_where_the_first_left_it_without_its_breakpoints(programs: Programs) -> None:
+def test_a_second_client_finds_the_process_stopped_where_the_first_left_it_without_its_breakpoints(
+    programs: Programs,
+) -> None:
     server = Server("-c", f"{programs.path('checksum')} 3")
     try:
         assert server.first_pid is not None

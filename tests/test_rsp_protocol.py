@@ -4,6 +4,7 @@ limits, every malformed frame, and fuzzing of everything a peer can send."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -743,3 +744,64 @@ def test_any_payloads_cross_the_wire(payloads: list[bytes], ack: bool, rle: bool
         assert Packet(payload) in wire.deliver_to_server()
         wire.server_sends(wire.server.send_packet(payload[::-1], rle=rle))
         assert Packet(payload[::-1]) in wire.deliver_to_client()
+
+
+# ---------------------------------------------------------------- the fast ways
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=300), st.integers(0, 2 * MAX_PACKET + 700))
+def test_checksum_of_long_data_is_the_byte_sum(seed: bytes, size: int) -> None:
+    data = (seed * (size // len(seed) + 1))[:size]
+    assert checksum(data) == sum(data) % 256
+
+
+@pytest.mark.parametrize("size", [511, 512, 513, 65536, 2 * MAX_PACKET, 2 * MAX_PACKET + 1, 3 * MAX_PACKET])
+def test_checksum_of_chunks_of_0xff(size: int) -> None:
+    # 256 bytes of 0xff sum to 65280, the most a piece adds up to (adler32's modulus is 65521)
+    data = b"\xff" * size
+    assert checksum(data) == sum(data) % 256
+    assert checksum(memoryview(data)) == sum(data) % 256
+
+
+def _reference_escape(payload: bytes) -> bytes:
+    return re.sub(rb"[#$}*]", lambda m: bytes((0x7D, m[0][0] ^ 0x20)), payload)
+
+
+@given(st.binary(max_size=600) | st.lists(st.sampled_from(b"#$}*]\x03\x04\n0")).map(bytes))
+def test_escaping_is_the_byte_by_byte_rule(payload: bytes) -> None:
+    assert encode_payload(payload) == _reference_escape(payload)
+    assert encode_payload(bytearray(payload)) == _reference_escape(payload)
+
+
+@pytest.mark.parametrize(("length", "count"), [(14, 13), (97, 96)])
+def test_rle_counts_are_never_star_or_escape(length: int, count: int) -> None:
+    # 13 and 96 would be sent as '*' and '}': one less, and the rest as it is
+    encoded = encode_payload(b"0" * length, rle=True)
+    assert encoded == b"0*" + bytes((count - 1 + 29,)) + b"0"
+    assert decode_payload(encoded) == b"0" * length
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.binary(max_size=40) | st.lists(st.sampled_from(b"$#}*%0aO+K")).map(bytes),
+    st.lists(st.sampled_from(b"0123456789abcdefABCDEF +-_xXg#$"), min_size=2, max_size=2).map(bytes),
+    st.sampled_from(list(Role)),
+    st.booleans(),
+)
+def test_one_whole_frame_reads_as_it_does_byte_by_byte(
+    body: bytes, sum_chars: bytes, role: Role, ack: bool
+) -> None:
+    # a frame read whole takes the short way when it can; it must agree with the long one
+    for data in (b"$" + body + b"#" + sum_chars, raw_frame(body), raw_frame(body, b"%")):
+        assert _run(role, ack, [data]) == _run(role, ack, bytewise(data))
+
+
+def test_a_whole_frame_over_the_limit_fails_as_it_does_in_pieces() -> None:
+    data = raw_frame(b"m" * 11)
+    for chunks in ([data], bytewise(data)):
+        conn = server(max_packet=10)
+        with pytest.raises(RemoteProtocolError, match="larger than 10 bytes"):
+            for part in chunks:
+                conn.receive_data(part)
+        assert conn.state is State.ERROR
