@@ -131,6 +131,19 @@ class SignalState:
     #: Queued for the whole process.
     shared_pending: int
 
+    @classmethod
+    def from_status(cls, fields: dict[str, str]) -> SignalState:
+        """The masks of a /proc ``status`` file's fields (SigBlk, SigIgn, SigCgt,
+        SigPnd, ShdPnd; a missing or bad one is 0)."""
+
+        def mask(key: str) -> int:
+            try:
+                return int(fields.get(key, "0"), 16)
+            except ValueError:
+                return 0
+
+        return cls(mask("SigBlk"), mask("SigIgn"), mask("SigCgt"), mask("SigPnd"), mask("ShdPnd"))
+
 
 @dataclass(frozen=True, slots=True)
 class ThreadInfo:

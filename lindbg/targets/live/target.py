@@ -1132,14 +1132,7 @@ class LiveTarget(Target):
             raise TargetAccessError(
                 f"cannot read /proc/{pid}/task/{tid}/status: {error.strerror or error}", pid, tid
             ) from error
-
-        def mask(key: str) -> int:
-            try:
-                return int(fields.get(key, "0"), 16)
-            except ValueError:
-                return 0
-
-        return SignalState(mask("SigBlk"), mask("SigIgn"), mask("SigCgt"), mask("SigPnd"), mask("ShdPnd"))
+        return SignalState.from_status(fields)
 
     def delivery_kills(self, pid: int, signo: int) -> bool:
         return is_fatal_by_default(signo) and not procfs.signal_is_caught_or_ignored(pid, signo)

@@ -298,14 +298,7 @@ class RemoteTarget(Target):
 
     def signal_state(self, pid: int, tid: int) -> SignalState:
         fields = self._status_fields(pid, tid)
-
-        def mask(key: str) -> int:
-            try:
-                return int(fields.get(key, "0"), 16)
-            except ValueError:
-                return 0
-
-        return SignalState(mask("SigBlk"), mask("SigIgn"), mask("SigCgt"), mask("SigPnd"), mask("ShdPnd"))
+        return SignalState.from_status(fields)
 
     def delivery_kills(self, pid: int, signo: int) -> bool:
         if not is_fatal_by_default(signo):
