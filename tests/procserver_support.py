@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import threading
 
 from conftest import WAIT
+
+from lindbg.protocols.rsp import Packet, Role, RspConnection
 
 LINDBGSRV = [sys.executable, "-m", "lindbg.cli.lindbgsrv_main"]
 
@@ -86,3 +89,52 @@ class Gdbserver(Peer):
             raise AssertionError(f"gdbserver said {said!r}")
         # Drained on, so that its messages never fill the pipe.
         threading.Thread(target=self.process.stderr.read, daemon=True).start()
+
+
+class Raw:
+    """A client on a bare socket: bytes exactly as sent, or packets through a codec."""
+
+    def __init__(self, port: int | None) -> None:
+        assert port is not None
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.codec = RspConnection(Role.CLIENT)
+        self.received = b""
+        self.pending: list[bytes] = []
+
+    def read_exactly(self, expected: bytes) -> None:
+        """The next bytes on the wire are ``expected``, nothing else in between."""
+        while len(self.received) < len(expected):
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self.received += data
+        got, self.received = self.received[: len(expected)], self.received[len(expected) :]
+        assert got == expected
+
+    def ask(self, payload: bytes) -> bytes:
+        self.sock.sendall(self.codec.send_packet(payload))
+        return self.answer()
+
+    def answer(self) -> bytes:
+        while not self.pending:
+            data = self.sock.recv(65536)
+            events = self.codec.receive_data(data)
+            self.sock.sendall(self.codec.data_to_send())
+            self.pending += [event.payload for event in events if isinstance(event, Packet)]
+            if not data:
+                raise ConnectionError("the server closed the connection")
+        return self.pending.pop(0)
+
+    def no_ack(self) -> None:
+        assert self.ask(b"QStartNoAckMode") == b"OK"
+        self.codec.start_no_ack()
+
+    def at_end(self) -> bool:
+        """True once the server has closed the connection (reads until it has)."""
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return True
+
+    def close(self) -> None:
+        self.sock.close()

@@ -8,16 +8,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import WAIT, Programs
-from procserver_support import Lindbgsrv
-
-from lindbg.protocols.rsp import Packet, Role, RspConnection
+from procserver_support import Lindbgsrv, Raw
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb")
 
@@ -146,36 +143,13 @@ def test_gdb_attaches_and_detaches_leaving_the_process_running(server: Server, p
             sleeper.wait(WAIT)
 
 
-class Client:
-    """A raw RSP client on a socket, for what gdb would not show."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-        self.codec = RspConnection(Role.CLIENT)
-        self.pending: list[bytes] = []
-
-    def ask(self, payload: bytes) -> bytes:
-        self.sock.sendall(self.codec.send_packet(payload))
-        while not self.pending:
-            data = self.sock.recv(65536)
-            events = self.codec.receive_data(data)
-            self.sock.sendall(self.codec.data_to_send())
-            self.pending += [event.payload for event in events if isinstance(event, Packet)]
-            if not data:
-                raise ConnectionError("the server closed the connection")
-        return self.pending.pop(0)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_a_second_client_finds_the_process_stopped_where_the_first_left_it_without_its_breakpoints(
     programs: Programs,
 ) -> None:
     server = Server("-c", f"{programs.path('checksum')} 3")
     try:
         assert server.first_pid is not None
-        first = Client(server.port)
+        first = Raw(server.port)
         assert first.ask(b"qSupported:multiprocess+;swbreak+").startswith(b"PacketSize=")
         address = programs.symbol("checksum", "target_fn")
         assert first.ask(b"Z0,%x,1" % address) == b"OK"
@@ -183,7 +157,7 @@ def test_a_second_client_finds_the_process_stopped_where_the_first_left_it_witho
         assert stop.startswith(b"T05thread:p%x." % server.first_pid) and b"swbreak:" in stop
         first.close()  # gone without a word
 
-        second = Client(server.port)
+        second = Raw(server.port)
         second.ask(b"qSupported:multiprocess+;swbreak+")
         assert second.ask(b"?") == stop
         # the breakpoint went with the client that set it: the program runs to its end
@@ -199,7 +173,7 @@ def test_a_second_client_finds_the_process_stopped_where_the_first_left_it_witho
 
 
 def test_bad_packets_get_errors_and_the_server_serves_on(server: Server, programs: Programs) -> None:
-    client = Client(server.port)
+    client = Raw(server.port)
     client.ask(b"qSupported:multiprocess+")
     assert client.ask(b"?") == b"W00"  # no process yet
     assert client.ask(b"g").startswith(b"E")
