@@ -268,6 +268,20 @@ def test_exec_file_is_the_programs_path(checksum: tuple[LiveTarget, int], progra
     assert xfer.exec_file(target, pid) == os.fsencode(os.path.realpath(programs.path("checksum")))
 
 
+def test_threads_lists_each_thread_with_its_core_and_name(checksum: tuple[LiveTarget, int]) -> None:
+    _, pid = checksum
+    gone = 1 << 22  # above pid_max: a thread that has ended
+    document = xfer.threads([(f"p{pid:x}.{pid:x}", pid, pid), (f"p{pid:x}.{gone:x}", pid, gone)])
+    root = ET.fromstring(document)
+    assert root.tag == "threads"
+    live, ended = root.findall("thread")
+    assert live.get("id") == f"p{pid:x}.{pid:x}"
+    with open(f"/proc/{pid}/comm") as comm:
+        assert live.get("name") == comm.read().strip()
+    assert int(live.get("core", "-1")) in range(os.cpu_count() or 1)
+    assert ended.attrib == {"id": f"p{pid:x}.{gone:x}"}
+
+
 def test_objects_are_read_in_pieces_with_xfer_read(
     checksum: tuple[LiveTarget, int], programs: Programs
 ) -> None:

@@ -124,6 +124,19 @@ def test_escapes_round_trip_all_256_bytes() -> None:
 @pytest.mark.parametrize(
     ("raw", "decoded"),
     [
+        (b"}}]", b"]]"),  # '}}' is ']' escaped; the ']' after it is plain
+        (b"}}\x03", b"]\x03"),
+        (b"a}]}\x03b", b"a}#b"),
+        (b"}\x03}}}\x04", b"#]$"),
+    ],
+)
+def test_escapes_of_other_bytes_beside_the_four(raw: bytes, decoded: bytes) -> None:
+    assert decode_payload(raw) == decoded
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
         # The GDB manual's example and the gdb-patches table around it.
         (b"0* ", b"0000"),
         (b"0*!", b"00000"),

@@ -133,6 +133,10 @@ ACK_TIMEOUT = 2.0
 #: Room left in a packet for the command or reply letters, numbers and framing.
 _MARGIN = 64
 _PAGE = 4096
+#: ``x`` requests a large read keeps in flight (no-ack mode).
+_READ_AHEAD = 4
+#: Seconds to wait for each reply of a large read.
+_READ_TIMEOUT = 10.0
 _OUTPUT = re.compile(rb"O(?:[0-9a-fA-F]{2})+")
 _PACKET_NAME = re.compile(rb"[A-Za-z]+(?::[A-Za-z][A-Za-z0-9_.-]*)*")
 _HEX_NUMBER = re.compile(rb"[0-9a-fA-F]+")
@@ -1015,11 +1019,17 @@ class RspLink:
             return b""
         if self._binary_read is None:
             self._binary_read = self.request(b"x%x,0" % address) == b"OK"
-        out = bytearray()
         end = address + size
-        careful_until = address  # below it, read page by page (a piece failed there)
         piece = self._memory_piece()
         where = address
+        out = bytearray()
+        if size > piece and self._binary_read and self.no_ack:
+            ahead = self._read_ahead(address, end, piece)
+            if len(ahead) == size:
+                return ahead
+            out += ahead
+            where += len(ahead)
+        careful_until = where  # below it, read page by page (a piece failed there)
         while where < end:
             limit = piece
             if where < careful_until:
@@ -1038,6 +1048,45 @@ class RspLink:
         if not out:
             raise MemoryAccessError(f"{self.label}: cannot read memory at {address:#x}", address)
         return bytes(out)
+
+    def _read_ahead(self, address: int, end: int, piece: int) -> bytes:
+        """The bytes from ``address`` towards ``end`` in ``x`` pieces with up to
+        ``_READ_AHEAD`` requests in flight (no-ack mode), so that the server reads
+        and sends the next piece while this side decodes one; stops at the first
+        piece that fails or comes back short (``read_memory`` goes on from there
+        one piece at a time)."""
+        pieces: list[bytes] = []
+        pending: deque[int] = deque()  # the sizes asked for, in order
+        sent = address
+        failed = False
+        self._enter()
+        try:
+            while True:
+                while not failed and sent < end and len(pending) < _READ_AHEAD:
+                    count = min(piece, end - sent)
+                    self._send_packet(b"x%x,%x" % (sent, count))
+                    pending.append(count)
+                    sent += count
+                if not pending:
+                    break
+                reply = self._next_packet(time.monotonic() + _READ_TIMEOUT, wakeable=False)
+                if reply is None:
+                    raise self._lose(f"no reply to x within {_READ_TIMEOUT:g} s")
+                count = pending.popleft()
+                if failed:
+                    continue  # a reply to a piece asked for before one failed
+                if reply[:1] == b"b" and len(reply) == count + 1:
+                    pieces.append(reply)
+                else:
+                    failed = True
+        except BaseException:
+            if pending and self._dead is None:
+                # cut short (KeyboardInterrupt ...): the replies in flight are unaccounted for
+                self._lose("a memory read was interrupted")
+            raise
+        finally:
+            self._leave()
+        return b"".join(memoryview(reply)[1:] for reply in pieces)
 
     def _read_piece(self, address: int, count: int) -> bytes | None:
         """At most ``count`` bytes at ``address``; None for an error reply."""

@@ -64,8 +64,8 @@ _EMPTY = b""
 _FEATURES = (
     f"PacketSize={PACKET_SIZE:x};QStartNoAckMode+;multiprocess+;swbreak+;hwbreak+;"
     "qXfer:features:read+;qXfer:auxv:read+;qXfer:libraries-svr4:read+;qXfer:exec-file:read+;"
-    "qXfer:osdata:read+;vContSupported+;QEnvironmentHexEncoded+;QEnvironmentReset+;"
-    "QEnvironmentUnset+;QSetWorkingDir+;QDisableRandomization+;QThreadEvents+;no-resumed+;"
+    "qXfer:osdata:read+;qXfer:threads:read+;vContSupported+;QEnvironmentHexEncoded+;"
+    "QEnvironmentReset+;QEnvironmentUnset+;QSetWorkingDir+;QDisableRandomization+;QThreadEvents+;no-resumed+;"
     "lindbg-stops+"
 ).encode()
 _WATCH_KINDS = {
@@ -555,6 +555,14 @@ class GdbStub:
             return xfer.auxv_bytes(self.target, self._pid())
         if obj == "libraries-svr4":
             return xfer.libraries_svr4(self.target, self._pid())
+        if obj == "threads":
+            return xfer.threads(
+                [
+                    (self._thread_text(pid, tid).decode(), pid, tid)
+                    for pid in self.target.process_ids()
+                    for tid in self.target.thread_ids(pid)
+                ]
+            )
         return None
 
     def _monitor(self, command: str) -> Reply:

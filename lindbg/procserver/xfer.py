@@ -27,6 +27,9 @@ checked against gdbserver 13.1's answers):
 * ``auxv``: the raw vector, pairs of 8-byte little-endian words up to and
   including AT_NULL.
 * ``exec-file``: the path of the program, the bytes the kernel gives.
+* ``threads``: ``<threads>`` and one ``<thread id="pP.T" core="N" name="COMM"/>``
+  per thread (gdb reads it at every stop instead of ``qfThreadInfo`` and
+  ``qsThreadInfo``: one round trip instead of two).
 
 The library list is read from the inferior's memory, through the same
 rendezvous helpers the engine uses (lindbg.symbols.loader): the program's
@@ -267,6 +270,25 @@ def _cores(pid: int) -> set[int]:
         except (OSError, ValueError, IndexError):  # the thread ended meanwhile
             continue
     return found
+
+
+# ------------------------------------------------------------ threads
+
+
+def threads(entries: list[tuple[str, int, int]]) -> bytes:
+    """``threads``: ``<thread id="ID" core="N" name="COMM"/>`` for each (thread-id
+    as the stub writes it, pid, tid), as gdbserver lists them; a thread that ended
+    meanwhile is listed by its id alone."""
+    lines = ['<?xml version="1.0"?>', "<threads>"]
+    for text, pid, tid in entries:
+        try:
+            name, fields = procfs._read_stat(f"/proc/{pid}/task/{tid}/stat")
+            extra = f' core="{int(fields[36])}" name="{_xml_text(name)}"'
+        except (OSError, ValueError, IndexError):
+            extra = ""
+        lines.append(f'<thread id="{text}"{extra}/>')
+    lines.append("</threads>")
+    return "\n".join(lines).encode("utf-8", "surrogateescape")
 
 
 # ------------------------------------------------------------ auxv, exec-file
