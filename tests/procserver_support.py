@@ -132,7 +132,10 @@ class Raw:
     def at_end(self) -> bool:
         """True once the server has closed the connection (reads until it has)."""
         while True:
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                return True  # closed with our last '+' unread
             if not data:
                 return True
 

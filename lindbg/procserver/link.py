@@ -84,6 +84,13 @@ from types import TracebackType
 
 from lindbg.arch.x86_64_gdb import RegisterLayout
 from lindbg.errors import InvalidOperationError, LindbgError, MemoryAccessError, TargetAccessError
+from lindbg.procserver.auth import (
+    AUTH_FEATURE,
+    WRONG_PASSWORD,
+    WRONG_PASSWORD_DELAY,
+    login_request,
+    welcome_is_genuine,
+)
 from lindbg.protocols.rsp import (
     MAX_PACKET,
     Ack,
@@ -521,7 +528,7 @@ class RspLink:
         stream = endpoints.connect(options, timeout)
         link = cls(stream)
         try:
-            link._negotiate(timeout, no_ack)
+            link._negotiate(timeout, no_ack, options.password)
         except LindbgError:
             link.close()
             raise
@@ -532,11 +539,12 @@ class RspLink:
             raise
         return link
 
-    def _negotiate(self, timeout: float, no_ack: bool) -> None:
+    def _negotiate(self, timeout: float, no_ack: bool, password: str | None) -> None:
         reply = self.request(b"qSupported:" + CLIENT_FEATURES, timeout=timeout)
         if reply.startswith(b"E"):
             raise NegotiationError(f"{self.label}: the server refused qSupported ({reply[:20]!r})")
         self.features = _parse_features(reply)
+        self._log_in(password, timeout)
         size = self.features.get("PacketSize")
         if isinstance(size, str):
             try:
@@ -570,6 +578,28 @@ class RspLink:
             if self.initial_stop[:1] in (b"T", b"S"):
                 raise
             self._layout = None  # no process yet (gdbserver --multi): read on first use
+
+    def _log_in(self, password: str | None, timeout: float) -> None:
+        """The password login (``lindbg.procserver.auth``) when either side has one."""
+        snonce = self.features.get(AUTH_FEATURE)
+        if password is None:
+            if snonce is not None:
+                raise NegotiationError(f"{self.label}: the process server has a password: add password=...")
+            return
+        if not isinstance(snonce, str):
+            raise NegotiationError(
+                f"{self.label}: the process server asks no password, so it cannot prove it is the "
+                "server meant: connect without password=, or give the server one"
+            )
+        try:
+            packet, cnonce = login_request(password, snonce)
+        except PayloadError:
+            raise NegotiationError(f"{self.label}: the server's login nonce is not hex") from None
+        reply = self.request(packet, timeout=timeout + WRONG_PASSWORD_DELAY)
+        if reply == WRONG_PASSWORD:
+            raise NegotiationError(f"{self.label}: wrong password")
+        if not welcome_is_genuine(password, snonce, cnonce, reply):
+            raise NegotiationError(f"{self.label}: the server did not prove that it knows the password")
 
     # ------------------------------------------------------------ state
 

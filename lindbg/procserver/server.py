@@ -37,7 +37,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lindbg.errors import InvalidOperationError, LindbgError
+from lindbg.errors import LindbgError
+from lindbg.procserver.auth import WRONG_PASSWORD_DELAY
 from lindbg.procserver.stub import PACKET_SIZE, RESUMED, GdbStub
 from lindbg.protocols.rsp import (
     Closed,
@@ -97,11 +98,6 @@ class ProcessServer:
     def __init__(self, options: TransportOptions | str, program: list[str] | None = None) -> None:
         if isinstance(options, str):
             options = parse_server_options(options)
-        if options.password:
-            raise InvalidOperationError(
-                f"{options.transport}: a process server takes no password yet (gdb cannot answer "
-                "a challenge); keep it on loopback, or use ssl"
-            )
         self.options = options
         self._program = program
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -281,7 +277,7 @@ class ProcessServer:
             if self._program:
                 self.first_pid = target.launch(self._program, None, None)
             self._target = target
-            stub = GdbStub(target, on_exit_request=self.stop)
+            stub = GdbStub(target, on_exit_request=self.stop, password=self.options.password)
             bell_read, bell_write = os.pipe()
             os.set_blocking(bell_read, False)
             os.set_blocking(bell_write, False)
@@ -433,6 +429,12 @@ class ProcessServer:
         for event in events:
             if isinstance(event, Packet):
                 reply = stub.handle(event.payload)
+                if stub.login is not None and stub.login.refused:
+                    time.sleep(WRONG_PASSWORD_DELAY)  # one guess per delay
+                    assert isinstance(reply, bytes)
+                    self._send(link, reply)
+                    self._flush(link)
+                    return False
                 if reply is not RESUMED:
                     assert isinstance(reply, bytes)
                     self._send(link, reply)

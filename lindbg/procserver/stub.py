@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from lindbg.arch import x86_64, x86_64_gdb
 from lindbg.errors import LindbgError
 from lindbg.procserver import xfer
+from lindbg.procserver.auth import AUTH_PACKET, LOGIN_FIRST, ServerLogin
 from lindbg.procserver.vfile import HostFiles
 from lindbg.protocols import gdb_signals
 from lindbg.protocols.rsp import hex_decode, hex_encode
@@ -112,6 +113,8 @@ class GdbStub:
         target: the live target every process is in (shared by successive clients).
         on_exit_request: called for ``monitor exit`` (``qRcmd``): the server
             should end.
+        password: each connection must log in with it (``lindbg.procserver.auth``)
+            before anything but ``qSupported`` is answered.
     """
 
     def __init__(
@@ -119,8 +122,12 @@ class GdbStub:
         target: LiveTarget,
         *,
         on_exit_request: Callable[[], None] | None = None,
+        password: str | None = None,
     ) -> None:
         self.target = target
+        self._password = password
+        #: This connection's login (None: the server has no password).
+        self.login = ServerLogin(password) if password is not None else None
         self._host_files = HostFiles(PACKET_SIZE)
         self._on_exit_request = on_exit_request
         self.multiprocess = False
@@ -146,6 +153,7 @@ class GdbStub:
         self.no_ack_requested = False
         self.thread_events = False
         self.full_stops = False
+        self.login = ServerLogin(self._password) if self._password is not None else None
         self._host_files.close_all()  # files are the connection's, not the server's
 
     def end_connection(self) -> None:
@@ -169,6 +177,9 @@ class GdbStub:
 
     def handle(self, payload: bytes) -> Reply:
         """The reply to one packet (``RESUMED``: the next stop reply answers it)."""
+        login = self.login
+        if login is not None and not login.done:
+            return self._before_login(login, payload)
         try:
             return self._dispatch(payload)
         except PacketError as error:
@@ -176,6 +187,17 @@ class GdbStub:
         except (LindbgError, OSError, ValueError, KeyError, IndexError):
             # a malformed argument (PayloadError among them) or a target that refused
             return b"E01"
+
+    def _before_login(self, login: ServerLogin, payload: bytes) -> Reply:
+        """The hello (``qSupported``) and the login; nothing else yet."""
+        name, _, args = payload.partition(b":")
+        if name == AUTH_PACKET:
+            return login.answer(args)
+        if name == b"qSupported":
+            reply = self._dispatch(payload)
+            assert isinstance(reply, bytes)
+            return reply + login.feature()
+        return LOGIN_FIRST
 
     def _dispatch(self, payload: bytes) -> Reply:
         if not payload:

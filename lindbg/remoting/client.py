@@ -355,8 +355,14 @@ class RemoteClient:
             self._inbox.wait(timeout, for_exit=for_exit)
             return
         inbox_fd = self._inbox.fileno()
-        ready, _, _ = select.select([link.fd, inbox_fd], [], [], timeout)
-        if link.fd in ready:
+        fd = link.fd
+        try:
+            ready, _, _ = select.select([fd, inbox_fd], [], [], timeout)
+        except (OSError, ValueError):
+            if link.ended is None:
+                raise
+            return  # ended and closed by the reader thread meanwhile: the caller sees why
+        if fd in ready:
             self._pump(link)
 
     # ------------------------------------------------------------ callbacks
